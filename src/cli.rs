@@ -1,0 +1,356 @@
+//! The command line: clap definitions, one handler per subcommand, and the mapping
+//! from errors to exit codes.
+//!
+//! Results go to stdout; logs and errors go to stderr. Each error is printed once,
+//! as `error: <context>: <problem>`, followed by `hint: <fix>` when one is likely.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::engine::{Engine, InputReport, StageReport};
+use crate::error::Error;
+use crate::job::{self, JobPlan};
+use crate::publish::{self, Manifest, ManifestColumn, ManifestInput, Publisher};
+
+/// Batch job runner for customer relationship analytics.
+#[derive(Debug, Parser)]
+#[command(name = "cra", version, about, long_about = None)]
+struct Cli {
+    /// Logs more: -v for debug, -vv for trace. RUST_LOG overrides both.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Logs only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a job and publishes its outputs.
+    Run(RunArgs),
+    /// Lists the SQL functions cra adds, with signatures and docs.
+    Functions,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Job file (YAML).
+    job: String,
+
+    /// Sets a parameter, parsed by its declared type. Repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+
+    /// Replaces an output folder even when it holds no earlier cra output.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+
+    let result = match cli.command {
+        Command::Functions => {
+            print_functions();
+            Ok(())
+        }
+        Command::Run(args) => block_on(run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            print_error(&error);
+            ExitCode::from(error.kind().code())
+        }
+    }
+}
+
+fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            Error::run(format!("cannot start the async runtime: {error}"))
+        })?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = future => result,
+            signal = interrupted() => Err(Error::run(format!(
+                "run interrupted by {signal}; nothing was published"
+            ))),
+        }
+    })
+}
+
+/// Waits for SIGINT or SIGTERM; dropping the run then removes its staging.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn print_error(error: &Error) {
+    for problem in error.problems() {
+        eprintln!("error: {}", problem.message());
+        if let Some(hint) = problem.hint() {
+            eprintln!("hint: {hint}");
+        }
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        tracing::debug!(cause = %cause, "error source");
+        source = cause.source();
+    }
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: {payload}{location}");
+        eprintln!("hint: this is a bug in cra; please report it with the job file");
+    }));
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,cra=info",
+        (false, 1) => "warn,cra=debug",
+        (false, _) => "info,cra=trace,datafusion=debug",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+fn print_functions() {
+    for doc in crate::functions::catalogue() {
+        let kind = match doc.kind {
+            crate::functions::FunctionKind::Scalar => "scalar",
+            crate::functions::FunctionKind::Aggregate => "aggregate",
+        };
+        println!("{}  ({kind})", doc.signature);
+        println!("    {}", doc.summary);
+        println!("    example: {}", doc.example);
+    }
+}
+
+/// Splits `--param name=value` arguments.
+fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Error> {
+    params
+        .iter()
+        .map(|param| match param.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                Ok((name.trim().to_string(), value.to_string()))
+            }
+            _ => Err(
+                Error::invalid(format!("--param '{param}' is not NAME=VALUE"))
+                    .with_hint("write --param as_of=1997-09-30"),
+            ),
+        })
+        .collect()
+}
+
+/// Returns a run id: UTC time and 8 random hex digits, safe in folder names.
+fn new_run_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{now}-{}", &random[..8])
+}
+
+async fn run(args: RunArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let overrides = parse_overrides(&args.params)?;
+    let job = job::load(&args.job, &overrides)?;
+    let run_id = new_run_id();
+    let span = tracing::info_span!("job", job = %job.name, run_id = %run_id);
+    let _guard = span.enter();
+    tracing::info!(file = %job.file, "job started");
+
+    let engine = Engine::new(&job)?;
+    let inputs = engine.prepare(&job).await?;
+    let mut publisher = Publisher::prepare(&job, &run_id, args.force)?;
+    let stages = engine.run_stages(&job, publisher.run_dir()).await?;
+
+    let mut manifests = Vec::new();
+    for (index, output) in job.outputs.iter().enumerate() {
+        let output_started = Instant::now();
+        let staging = publisher.staging_dir(index);
+        let rows = engine.write_output(&job, output, staging).await?;
+        let files = publish::list_data_files(staging).map_err(|error| {
+            Error::run(format!(
+                "{}: output '{}': cannot list the staged files: {error}",
+                job.file, output.table
+            ))
+        })?;
+        tracing::info!(
+            output = %output.location.display(),
+            rows,
+            files = files.len(),
+            elapsed_ms = output_started.elapsed().as_millis() as u64,
+            "output staged"
+        );
+        let schema = engine.schema(&output.table).await.map_err(|error| {
+            Error::run(format!("{}: output '{}': {error}", job.file, output.table))
+        })?;
+        manifests.push(Manifest {
+            cra_version: crate::VERSION.to_string(),
+            run_id: run_id.clone(),
+            job: job.name.clone(),
+            job_file: job.file.clone(),
+            started_at: started_at.to_rfc3339(),
+            finished_at: String::new(),
+            params: params_json(&job),
+            inputs: inputs.iter().map(manifest_input).collect(),
+            table: output.table.clone(),
+            rows,
+            partition_by: output.partition_by.clone(),
+            schema: schema
+                .fields()
+                .iter()
+                .map(|field| ManifestColumn {
+                    name: field.name().clone(),
+                    data_type: field.data_type().to_string(),
+                    nullable: field.is_nullable(),
+                })
+                .collect(),
+            files,
+        });
+    }
+
+    let finished_at = chrono::Utc::now().to_rfc3339();
+    for manifest in &mut manifests {
+        manifest.finished_at = finished_at.clone();
+    }
+    publisher.commit(&manifests)?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "job succeeded"
+    );
+    print_summary(&job, &run_id, &stages, &manifests, started.elapsed());
+    Ok(())
+}
+
+fn params_json(job: &JobPlan) -> serde_json::Map<String, serde_json::Value> {
+    job.params
+        .iter()
+        .map(|param| (param.name.clone(), param.value.to_json()))
+        .collect()
+}
+
+fn manifest_input(report: &InputReport) -> ManifestInput {
+    ManifestInput {
+        name: report.name.clone(),
+        path: report.path.clone(),
+        files: report.files,
+        bytes: report.bytes,
+    }
+}
+
+fn print_summary(
+    job: &JobPlan,
+    run_id: &str,
+    stages: &[StageReport],
+    manifests: &[Manifest],
+    elapsed: Duration,
+) {
+    println!(
+        "job {} succeeded in {:.2} s (run {run_id})",
+        job.name,
+        elapsed.as_secs_f64()
+    );
+    let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for stage in stages {
+        let kind = if stage.materialized {
+            "materialized"
+        } else {
+            "view"
+        };
+        println!(
+            "  stage  {:width$}  {:>12} rows  {:>8.2} s  {kind}",
+            stage.name,
+            stage.rows,
+            stage.elapsed.as_secs_f64(),
+        );
+    }
+    for (manifest, output) in manifests.iter().zip(&job.outputs) {
+        println!(
+            "  output {}  {} rows  {} files  {}",
+            manifest.table,
+            manifest.rows,
+            manifest.files.len(),
+            Path::new(output.location.display()).display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_split_on_first_equals() {
+        let parsed = parse_overrides(&["q=a=b".to_string()]).unwrap();
+        assert_eq!(parsed, vec![("q".to_string(), "a=b".to_string())]);
+        assert!(parse_overrides(&["novalue".to_string()]).is_err());
+        assert!(parse_overrides(&["=x".to_string()]).is_err());
+    }
+
+    #[test]
+    fn run_id_is_safe_in_paths() {
+        let id = new_run_id();
+        assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{id}"
+        );
+    }
+}

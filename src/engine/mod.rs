@@ -1,0 +1,384 @@
+//! The DataFusion session of a run: inputs, stages and output queries.
+//!
+//! [`Engine::prepare`] registers the inputs and plans every stage and output
+//! without reading data rows, so every SQL mistake exits with code 2 before the run
+//! starts. [`Engine::run_stages`] then registers the stages for real, in order,
+//! writing `materialize: true` stages to Parquet, and [`Engine::write_output`]
+//! writes one output table to a folder.
+
+pub mod inputs;
+pub mod sql;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{SchemaRef, UInt64Type};
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::{Column, ParamValues};
+use datafusion::config::TableParquetOptions;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+pub use inputs::InputReport;
+
+use crate::error::Error;
+use crate::job::{JobPlan, OutputPlan, StagePlan};
+
+/// Parquet compression of every file cra writes.
+pub const PARQUET_COMPRESSION: &str = "zstd(3)";
+
+/// A stage as the run computed it.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    /// Stage name.
+    pub name: String,
+    /// Whether the stage was written to Parquet.
+    pub materialized: bool,
+    /// Rows the stage returns.
+    pub rows: u64,
+    /// Wall time to plan the stage and compute its rows.
+    pub elapsed: Duration,
+}
+
+/// The DataFusion session of one run.
+pub struct Engine {
+    ctx: SessionContext,
+    params: HashMap<String, ScalarValue>,
+}
+
+impl Engine {
+    /// Creates a session with cra's functions and the job's parameter values.
+    pub fn new(job: &JobPlan) -> Result<Self, Error> {
+        let mut config = SessionConfig::new();
+        // Spans let planning errors point at a line and column of the SQL.
+        config.options_mut().sql_parser.collect_spans = true;
+        let mut ctx = SessionContext::new_with_config(config);
+        crate::functions::register(&mut ctx).map_err(|error| {
+            Error::run(format!(
+                "internal error: cannot register SQL functions: {error}"
+            ))
+        })?;
+        let params = job
+            .params
+            .iter()
+            .map(|param| (param.name.clone(), param.value.to_scalar()))
+            .collect();
+        Ok(Self { ctx, params })
+    }
+
+    /// Returns the DataFusion session.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Registers inputs, then plans every stage and output, reading no data rows.
+    ///
+    /// Collects the problems of all stages and outputs before it fails, so one run
+    /// of a broken job lists every mistake that planning can find.
+    pub async fn prepare(&self, job: &JobPlan) -> Result<Vec<InputReport>, Error> {
+        let mut reports = Vec::new();
+        let mut problems = Vec::new();
+        for input in &job.inputs {
+            match inputs::register(&self.ctx, job, input).await {
+                Ok(report) => reports.push(report),
+                Err(error) => problems.push(error),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::many(problems));
+        }
+
+        for stage in &job.stages {
+            match self.plan_stage(job, stage).await {
+                Ok(plan) => {
+                    if let Err(error) = self.check_physical(job, stage, &plan).await {
+                        problems.push(error);
+                    }
+                    self.register_view(stage, plan)?;
+                }
+                // Later stages that read this one would only repeat its error.
+                Err(error) => {
+                    problems.push(error);
+                    break;
+                }
+            }
+        }
+        if problems.is_empty() {
+            for output in &job.outputs {
+                if let Err(error) = self.plan_output(job, output).await {
+                    problems.push(error);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::many(problems));
+        }
+        Ok(reports)
+    }
+
+    /// Parses, plans and binds the parameters of one stage.
+    async fn plan_stage(
+        &self,
+        job: &JobPlan,
+        stage: &StagePlan,
+    ) -> Result<LogicalPlan, Error> {
+        let statement = sql::parse_query(job, stage)?;
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|error| self.stage_planning_error(job, stage, &error))?;
+        plan.with_param_values(ParamValues::from(self.params.clone()))
+            .map_err(|error| sql::planning_error(job, stage, &error))
+    }
+
+    fn stage_planning_error(
+        &self,
+        job: &JobPlan,
+        stage: &StagePlan,
+        error: &datafusion::error::DataFusionError,
+    ) -> Error {
+        let error = sql::planning_error(job, stage, error);
+        let Some(missing) = sql::missing_table(error.message()).map(str::to_string)
+        else {
+            return error;
+        };
+        let position = job
+            .stages
+            .iter()
+            .position(|s| s.name == stage.name)
+            .unwrap_or(0);
+        if job.stages[position + 1..].iter().any(|s| s.name == missing) {
+            return error.with_hint(format!(
+                "stage '{missing}' runs after '{}'; a stage sees only inputs and earlier \
+                 stages",
+                stage.name
+            ));
+        }
+        let visible = job
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(job.stages[..position].iter().map(|s| s.name.as_str()));
+        match crate::error::closest(&missing, visible) {
+            Some(near) => error.with_hint(format!("did you mean '{near}'?")),
+            None => error,
+        }
+    }
+
+    /// Type-checks and plans a stage physically, which reads no data.
+    async fn check_physical(
+        &self,
+        job: &JobPlan,
+        stage: &StagePlan,
+        plan: &LogicalPlan,
+    ) -> Result<(), Error> {
+        let state = self.ctx.state();
+        let optimized = state
+            .optimize(plan)
+            .map_err(|error| sql::planning_error(job, stage, &error))?;
+        state
+            .create_physical_plan(&optimized)
+            .await
+            .map_err(|error| sql::planning_error(job, stage, &error))?;
+        Ok(())
+    }
+
+    fn register_view(&self, stage: &StagePlan, plan: LogicalPlan) -> Result<(), Error> {
+        self.ctx.deregister_table(stage.name.as_str()).ok();
+        let view = ViewTable::new(plan, Some(stage.sql.clone()));
+        self.ctx
+            .register_table(stage.name.as_str(), Arc::new(view))
+            .map(|_| ())
+            .map_err(|error| Error::run(format!("internal error: {error}")))
+    }
+
+    /// Checks that an output's table, partition columns and sort keys exist.
+    async fn plan_output(&self, job: &JobPlan, output: &OutputPlan) -> Result<(), Error> {
+        let context = format!("{}: output '{}'", job.file, output.table);
+        let frame = self
+            .ctx
+            .table(output.table.as_str())
+            .await
+            .map_err(|error| {
+                Error::invalid(format!("{context}: {}", sql::describe(&error).message))
+            })?;
+        let schema = frame.schema().clone();
+        let columns: Vec<&str> =
+            schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let sort_columns = output.sort_by.iter().map(|key| &key.column);
+        for (what, column) in output
+            .partition_by
+            .iter()
+            .map(|c| ("partition", c))
+            .chain(sort_columns.map(|c| ("sort", c)))
+        {
+            if !columns.contains(&column.as_str()) {
+                let hint = match crate::error::closest(column, columns.iter().copied()) {
+                    Some(near) => format!("did you mean '{near}'?"),
+                    None => {
+                        format!("columns of '{}': {}", output.table, columns.join(", "))
+                    }
+                };
+                return Err(Error::invalid(format!(
+                    "{context}: {what} column '{column}' not found in table '{}'",
+                    output.table
+                ))
+                .with_hint(hint));
+            }
+        }
+        if !output.partition_by.is_empty() && output.partition_by.len() >= columns.len() {
+            return Err(Error::invalid(format!(
+                "{context}: partition_by names every column, so no data would remain"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registers the stages in order for the run and computes their row counts.
+    ///
+    /// A `materialize: true` stage is written once to `materialize_dir/<stage>/`
+    /// and later stages read that Parquet; other stages are views.
+    pub async fn run_stages(
+        &self,
+        job: &JobPlan,
+        materialize_dir: &Path,
+    ) -> Result<Vec<StageReport>, Error> {
+        let mut reports = Vec::new();
+        for stage in &job.stages {
+            let started = Instant::now();
+            let _span = tracing::info_span!("stage", stage = %stage.name).entered();
+            let plan = self.plan_stage(job, stage).await?;
+            let rows = if stage.materialize {
+                let dir = materialize_dir.join(&stage.name);
+                self.materialize(job, stage, plan, &dir).await?
+            } else {
+                self.register_view(stage, plan)?;
+                // NOTE: counting a view computes it once more than the outputs
+                // need; materialize a costly stage to compute it only once.
+                self.count(stage.name.as_str())
+                    .await
+                    .map_err(|error| sql::execution_error(job, stage, error))?
+            };
+            let elapsed = started.elapsed();
+            tracing::info!(
+                stage = %stage.name,
+                rows,
+                materialized = stage.materialize,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "stage done"
+            );
+            reports.push(StageReport {
+                name: stage.name.clone(),
+                materialized: stage.materialize,
+                rows,
+                elapsed,
+            });
+        }
+        Ok(reports)
+    }
+
+    async fn materialize(
+        &self,
+        job: &JobPlan,
+        stage: &StagePlan,
+        plan: LogicalPlan,
+        dir: &Path,
+    ) -> Result<u64, Error> {
+        let frame = DataFrame::new(self.ctx.state(), plan);
+        let rows = write_parquet(frame, dir, &[])
+            .await
+            .map_err(|error| sql::execution_error(job, stage, error))?;
+        self.ctx.deregister_table(stage.name.as_str()).ok();
+        let location = format!("{}/", dir.display());
+        self.ctx
+            .register_parquet(
+                stage.name.as_str(),
+                &location,
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|error| sql::execution_error(job, stage, error))?;
+        Ok(rows)
+    }
+
+    async fn count(&self, table: &str) -> datafusion::error::Result<u64> {
+        let rows = self.ctx.table(table).await?.count().await?;
+        Ok(rows as u64)
+    }
+
+    /// Returns the Arrow schema an output table has.
+    pub async fn schema(&self, table: &str) -> datafusion::error::Result<SchemaRef> {
+        let frame = self.ctx.table(table).await?;
+        Ok(Arc::clone(frame.schema().inner()))
+    }
+
+    /// Writes one output table as Parquet files into `dir` and returns its rows.
+    pub async fn write_output(
+        &self,
+        job: &JobPlan,
+        output: &OutputPlan,
+        dir: &Path,
+    ) -> Result<u64, Error> {
+        let context = format!(
+            "{}: output '{}' to '{}'",
+            job.file,
+            output.table,
+            output.location.display()
+        );
+        let failed = |error: datafusion::error::DataFusionError| {
+            Error::run(format!("{context}: {}", sql::describe(&error).message))
+                .with_source(error)
+        };
+        let mut frame = self
+            .ctx
+            .table(output.table.as_str())
+            .await
+            .map_err(failed)?;
+        if !output.sort_by.is_empty() {
+            let keys: Vec<SortExpr> = output
+                .sort_by
+                .iter()
+                .map(|key| {
+                    let column = Expr::Column(Column::new_unqualified(&key.column));
+                    column.sort(!key.descending, false)
+                })
+                .collect();
+            frame = frame.sort(keys).map_err(failed)?;
+        }
+        write_parquet(frame, dir, &output.partition_by)
+            .await
+            .map_err(failed)
+    }
+}
+
+/// Writes a frame as zstd Parquet into `dir`, Hive-partitioned by `partition_by`.
+async fn write_parquet(
+    frame: DataFrame,
+    dir: &Path,
+    partition_by: &[String],
+) -> datafusion::error::Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
+    let options = DataFrameWriteOptions::new()
+        .with_single_file_output(false)
+        .with_partition_by(partition_by.to_vec());
+    let location = format!("{}/", dir.display());
+    let batches = frame
+        .write_parquet(&location, options, Some(parquet))
+        .await?;
+    let mut rows = 0;
+    for batch in batches {
+        if let Some(counts) = batch.column(0).as_primitive_opt::<UInt64Type>() {
+            rows += counts.iter().flatten().sum::<u64>();
+        }
+        debug_assert!(batch.column(0).len() <= 1);
+    }
+    Ok(rows)
+}

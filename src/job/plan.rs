@@ -1,0 +1,718 @@
+//! The resolved job: paths made absolute, parameters typed, SQL text loaded.
+//!
+//! [`resolve`] checks everything that can be checked without a DataFusion session
+//! and collects every problem it finds, so one `cra run` of a broken job lists them
+//! all. Nothing downstream of this module sees the raw YAML types.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::params::ParamValue;
+use super::spec::{InputFormat, JobSpec, OutputSpec, ParamType, StageSpec};
+use crate::error::{Error, closest};
+use crate::storage::Location;
+
+/// A job ready to run.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// Job name from the file.
+    pub name: String,
+    /// Job description from the file.
+    pub description: Option<String>,
+    /// The job file as the user named it, for messages.
+    pub file: String,
+    /// Absolute folder of the job file; relative paths resolve against it.
+    pub dir: PathBuf,
+    /// Parameters in declaration order, with their final values.
+    pub params: Vec<ParamPlan>,
+    /// Inputs in declaration order.
+    pub inputs: Vec<InputPlan>,
+    /// Stages in run order.
+    pub stages: Vec<StagePlan>,
+    /// Outputs in declaration order.
+    pub outputs: Vec<OutputPlan>,
+}
+
+/// A parameter with its value.
+#[derive(Debug, Clone)]
+pub struct ParamPlan {
+    /// Name, used as `$name` in SQL.
+    pub name: String,
+    /// Declared type.
+    pub param_type: ParamType,
+    /// Value from `--param`, else the default.
+    pub value: ParamValue,
+}
+
+/// An input table.
+#[derive(Debug, Clone)]
+pub struct InputPlan {
+    /// Table name.
+    pub name: String,
+    /// File, folder or glob to read.
+    pub location: Location,
+    /// File format.
+    pub format: InputFormat,
+}
+
+/// A stage with its SQL text.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    /// Table name.
+    pub name: String,
+    /// The SQL text.
+    pub sql: String,
+    /// Where the SQL text came from, to turn SQL positions into file positions.
+    pub origin: SqlOrigin,
+    /// Whether the stage is computed once into Parquet.
+    pub materialize: bool,
+}
+
+/// The source of a stage's SQL text.
+#[derive(Debug, Clone)]
+pub enum SqlOrigin {
+    /// A `sql:` file.
+    File {
+        /// The file as the user reads it.
+        display: String,
+    },
+    /// An inline `query:` in the job file.
+    Inline {
+        /// The job file as the user named it.
+        file: String,
+        /// Line of the job file that holds the first line of the SQL text.
+        first_line: usize,
+        /// Column of the job file where each SQL line starts, counted from 1.
+        first_column: usize,
+    },
+}
+
+impl SqlOrigin {
+    /// Formats a SQL position (line and column from 1) as `file:line:column`.
+    pub fn position(&self, line: u64, column: u64) -> String {
+        match self {
+            SqlOrigin::File { display } => format!("{display}:{line}:{column}"),
+            SqlOrigin::Inline {
+                file,
+                first_line,
+                first_column,
+            } => {
+                let line = *first_line as u64 + line.saturating_sub(1);
+                let column = *first_column as u64 + column.saturating_sub(1);
+                format!("{file}:{line}:{column}")
+            }
+        }
+    }
+
+    /// Returns the file that holds the SQL text.
+    pub fn file(&self) -> &str {
+        match self {
+            SqlOrigin::File { display } => display,
+            SqlOrigin::Inline { file, .. } => file,
+        }
+    }
+}
+
+/// An output table.
+#[derive(Debug, Clone)]
+pub struct OutputPlan {
+    /// Input or stage to write.
+    pub table: String,
+    /// Destination folder.
+    pub location: Location,
+    /// Hive partition columns.
+    pub partition_by: Vec<String>,
+    /// Sort keys.
+    pub sort_by: Vec<SortKey>,
+}
+
+/// One sort key of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// Column name.
+    pub column: String,
+    /// Whether the order is descending.
+    pub descending: bool,
+}
+
+/// Resolves a parsed job file.
+///
+/// `file` is the job file as the user named it, `text` its contents (for positions
+/// of inline SQL) and `overrides` the `--param` pairs in command-line order.
+pub fn resolve(
+    spec: JobSpec,
+    file: &str,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<JobPlan, Error> {
+    let display_dir = Path::new(file)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let dir = std::path::absolute(if display_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &display_dir
+    })
+    .map(|dir| crate::storage::normalize(&dir))
+    .map_err(|error| {
+        Error::invalid(format!(
+            "{file}: cannot resolve the job file's folder: {error}"
+        ))
+    })?;
+    let mut resolver = Resolver {
+        file,
+        text,
+        dir: &dir,
+        display_dir: &display_dir,
+        problems: Vec::new(),
+    };
+
+    resolver.check_job_name(&spec.name);
+    let params = resolver.params(&spec, overrides);
+    let inputs = resolver.inputs(&spec);
+    let stages = resolver.stages(&spec, &inputs);
+    // Outputs may name every declared stage, also one whose SQL failed to load, so
+    // that one mistake is reported once.
+    let stage_names: Vec<&str> = spec
+        .stages
+        .iter()
+        .map(|s| s.value.name.value.as_str())
+        .collect();
+    let outputs = resolver.outputs(&spec, &inputs, &stage_names);
+
+    if !resolver.problems.is_empty() {
+        return Err(Error::many(resolver.problems));
+    }
+    Ok(JobPlan {
+        name: spec.name.value,
+        description: spec.description,
+        file: file.to_string(),
+        dir,
+        params,
+        inputs,
+        stages,
+        outputs,
+    })
+}
+
+struct Resolver<'a> {
+    file: &'a str,
+    text: &'a str,
+    dir: &'a Path,
+    display_dir: &'a Path,
+    problems: Vec<Error>,
+}
+
+impl Resolver<'_> {
+    /// Records a problem at the YAML position of `at`.
+    fn problem<T>(&mut self, at: &Spanned<T>, message: String, hint: Option<String>) {
+        let line = at.referenced.line();
+        let column = at.referenced.column();
+        let mut error =
+            Error::invalid(format!("{}:{line}:{column}: {message}", self.file));
+        if let Some(hint) = hint {
+            error = error.with_hint(hint);
+        }
+        self.problems.push(error);
+    }
+
+    fn problem_without_position(&mut self, message: String, hint: Option<String>) {
+        let mut error = Error::invalid(format!("{}: {message}", self.file));
+        if let Some(hint) = hint {
+            error = error.with_hint(hint);
+        }
+        self.problems.push(error);
+    }
+
+    fn check_job_name(&mut self, name: &Spanned<String>) {
+        let valid = !name.value.is_empty()
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            self.problem(
+                name,
+                format!("job name '{}' is invalid", name.value),
+                Some("use letters, digits, '_' and '-' only".to_string()),
+            );
+        }
+    }
+
+    fn params(
+        &mut self,
+        spec: &JobSpec,
+        overrides: &[(String, String)],
+    ) -> Vec<ParamPlan> {
+        let mut values: HashMap<&str, ParamValue> = HashMap::new();
+        for (name, param) in &spec.params {
+            if !is_identifier(name) {
+                self.problem(
+                    param,
+                    format!("parameter name '{name}' is not a valid identifier"),
+                    Some(
+                        "use lower-case letters, digits and '_', starting with a letter"
+                            .to_string(),
+                    ),
+                );
+            }
+            if let Some(default) = &param.value.default {
+                match ParamValue::from_spec(param.value.param_type, &default.value) {
+                    Ok(value) => {
+                        values.insert(name.as_str(), value);
+                    }
+                    Err(message) => {
+                        let hint = (param.value.param_type == ParamType::String)
+                            .then(|| "quote the default to make it a string".to_string());
+                        self.problem(
+                            default,
+                            format!("parameter '{name}': {message}"),
+                            hint,
+                        );
+                    }
+                }
+            }
+        }
+
+        for (name, text) in overrides {
+            let Some(param) = spec.params.get(name) else {
+                let declared = spec.params.keys().map(String::as_str);
+                let hint = match closest(name, declared) {
+                    Some(near) => format!("did you mean '{near}'?"),
+                    None if spec.params.is_empty() => {
+                        "this job declares no parameters".to_string()
+                    }
+                    None => format!(
+                        "declared parameters: {}",
+                        spec.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                self.problem_without_position(
+                    format!("--param {name}: no parameter '{name}' is declared"),
+                    Some(hint),
+                );
+                continue;
+            };
+            match ParamValue::parse(param.value.param_type, text) {
+                Ok(value) => {
+                    values.insert(name.as_str(), value);
+                }
+                Err(message) => self.problem_without_position(
+                    format!("--param {name}: {message}"),
+                    Some(format!(
+                        "parameter '{name}' is declared as {}",
+                        param.value.param_type.name()
+                    )),
+                ),
+            }
+        }
+
+        let mut params = Vec::new();
+        for (name, param) in &spec.params {
+            match values.remove(name.as_str()) {
+                Some(value) => params.push(ParamPlan {
+                    name: name.clone(),
+                    param_type: param.value.param_type,
+                    value,
+                }),
+                None if param.value.default.is_none() => self.problem(
+                    param,
+                    format!("parameter '{name}' has no default and no value"),
+                    Some(format!("pass --param {name}=VALUE or add a default")),
+                ),
+                // A default of the wrong type was reported above.
+                None => {}
+            }
+        }
+        params
+    }
+
+    fn inputs(&mut self, spec: &JobSpec) -> Vec<InputPlan> {
+        let mut inputs = Vec::new();
+        for (name, input) in &spec.inputs {
+            if !is_identifier(name) {
+                self.problem(
+                    input,
+                    format!("input name '{name}' is not a valid table name"),
+                    Some(
+                        "use lower-case letters, digits and '_', starting with a letter, \
+                         so SQL can name it without quotes"
+                            .to_string(),
+                    ),
+                );
+            }
+            let path = &input.value.path;
+            let location =
+                match Location::resolve(self.dir, self.display_dir, &path.value) {
+                    Ok(location) => location,
+                    Err(message) => {
+                        self.problem(path, format!("input '{name}': {message}"), None);
+                        continue;
+                    }
+                };
+            if !location.is_glob() && !location.local_path().exists() {
+                self.problem(
+                    path,
+                    format!("input '{name}': path '{}' not found", location.display()),
+                    Some(format!(
+                        "relative paths resolve against the job file's folder '{}'",
+                        display_folder(self.display_dir)
+                    )),
+                );
+            }
+            inputs.push(InputPlan {
+                name: name.clone(),
+                location,
+                format: input.value.format,
+            });
+        }
+        inputs
+    }
+
+    fn stages(&mut self, spec: &JobSpec, inputs: &[InputPlan]) -> Vec<StagePlan> {
+        let input_names: HashSet<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut stages = Vec::new();
+        for stage in &spec.stages {
+            let name = &stage.value.name;
+            if !is_identifier(&name.value) {
+                self.problem(
+                    name,
+                    format!("stage name '{}' is not a valid table name", name.value),
+                    Some(
+                        "use lower-case letters, digits and '_', starting with a letter"
+                            .to_string(),
+                    ),
+                );
+            }
+            if input_names.contains(name.value.as_str()) {
+                self.problem(
+                    name,
+                    format!("stage '{}' has the name of an input", name.value),
+                    Some("give the stage a name of its own".to_string()),
+                );
+            } else if !seen.insert(name.value.clone()) {
+                self.problem(
+                    name,
+                    format!("stage name '{}' is used twice", name.value),
+                    Some("every stage needs a unique name".to_string()),
+                );
+            }
+            if let Some(plan) = self.stage_sql(stage) {
+                stages.push(plan);
+            }
+        }
+        stages
+    }
+
+    fn stage_sql(&mut self, stage: &Spanned<StageSpec>) -> Option<StagePlan> {
+        let name = &stage.value.name.value;
+        let (sql, origin) = match (&stage.value.sql, &stage.value.query) {
+            (Some(_), Some(query)) => {
+                self.problem(
+                    query,
+                    format!("stage '{name}' has both 'sql' and 'query'"),
+                    Some(
+                        "keep one: 'sql' names a file, 'query' holds inline SQL"
+                            .to_string(),
+                    ),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.problem(
+                    stage,
+                    format!("stage '{name}' has neither 'sql' nor 'query'"),
+                    Some("add 'sql: path/to/file.sql' or an inline 'query:'".to_string()),
+                );
+                return None;
+            }
+            (Some(path), None) => {
+                let location =
+                    match Location::resolve(self.dir, self.display_dir, &path.value) {
+                        Ok(location) => location,
+                        Err(message) => {
+                            self.problem(
+                                path,
+                                format!("stage '{name}': {message}"),
+                                None,
+                            );
+                            return None;
+                        }
+                    };
+                let text = match std::fs::read(location.local_path()) {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        let message = if error.kind() == std::io::ErrorKind::NotFound {
+                            format!(
+                                "stage '{name}': SQL file '{}' not found",
+                                location.display()
+                            )
+                        } else {
+                            format!(
+                                "stage '{name}': cannot read SQL file '{}': {error}",
+                                location.display()
+                            )
+                        };
+                        self.problem(
+                            path,
+                            message,
+                            Some(format!(
+                                "relative paths resolve against the job file's folder '{}'",
+                                display_folder(self.display_dir)
+                            )),
+                        );
+                        return None;
+                    }
+                };
+                let Ok(text) = String::from_utf8(text) else {
+                    self.problem(
+                        path,
+                        format!(
+                            "stage '{name}': SQL file '{}' is not valid UTF-8",
+                            location.display()
+                        ),
+                        None,
+                    );
+                    return None;
+                };
+                let origin = SqlOrigin::File {
+                    display: location.display().to_string(),
+                };
+                (text, origin)
+            }
+            (None, Some(query)) => {
+                let (first_line, first_column) = inline_start(self.text, query);
+                let origin = SqlOrigin::Inline {
+                    file: self.file.to_string(),
+                    first_line,
+                    first_column,
+                };
+                (query.value.clone(), origin)
+            }
+        };
+        if sql.trim().is_empty() {
+            self.problem(stage, format!("stage '{name}': SQL is empty"), None);
+            return None;
+        }
+        Some(StagePlan {
+            name: name.clone(),
+            sql,
+            origin,
+            materialize: stage.value.materialize,
+        })
+    }
+
+    fn outputs(
+        &mut self,
+        spec: &JobSpec,
+        inputs: &[InputPlan],
+        stages: &[&str],
+    ) -> Vec<OutputPlan> {
+        if spec.outputs.is_empty() {
+            self.problem_without_position(
+                "the job has no outputs".to_string(),
+                Some("add an entry under 'outputs:' with 'table' and 'path'".to_string()),
+            );
+        }
+        let tables: Vec<&str> = inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(stages.iter().copied())
+            .collect();
+        let mut outputs: Vec<OutputPlan> = Vec::new();
+        for output in &spec.outputs {
+            if let Some(plan) = self.output(output, &tables, inputs, &outputs) {
+                outputs.push(plan);
+            }
+        }
+        outputs
+    }
+
+    fn output(
+        &mut self,
+        output: &Spanned<OutputSpec>,
+        tables: &[&str],
+        inputs: &[InputPlan],
+        earlier: &[OutputPlan],
+    ) -> Option<OutputPlan> {
+        let spec = &output.value;
+        let table = &spec.table.value;
+        if !tables.contains(&table.as_str()) {
+            let hint = closest(table, tables.iter().copied())
+                .map(|near| format!("did you mean '{near}'?"));
+            self.problem(
+                &spec.table,
+                format!("output names table '{table}', which is no input or stage"),
+                hint,
+            );
+        }
+        let location =
+            match Location::resolve(self.dir, self.display_dir, &spec.path.value) {
+                Ok(location) if location.is_glob() => {
+                    self.problem(
+                        &spec.path,
+                        format!("output '{table}': path '{}' is a glob", spec.path.value),
+                        Some("an output path names one folder".to_string()),
+                    );
+                    return None;
+                }
+                Ok(location) => location,
+                Err(message) => {
+                    self.problem(
+                        &spec.path,
+                        format!("output '{table}': {message}"),
+                        None,
+                    );
+                    return None;
+                }
+            };
+        for input in inputs {
+            if input.location.contains(&location) || location.contains(&input.location) {
+                self.problem(
+                    &spec.path,
+                    format!(
+                        "output '{table}': path '{}' overlaps input '{}' at '{}'",
+                        location.display(),
+                        input.name,
+                        input.location.display()
+                    ),
+                    Some("write outputs to a folder apart from every input".to_string()),
+                );
+            }
+        }
+        for other in earlier {
+            if other.location.contains(&location) || location.contains(&other.location) {
+                self.problem(
+                    &spec.path,
+                    format!(
+                        "output '{table}': path '{}' overlaps the output of '{}'",
+                        location.display(),
+                        other.table
+                    ),
+                    Some("give every output a folder of its own".to_string()),
+                );
+            }
+        }
+
+        let mut partition_by = Vec::new();
+        for column in &spec.partition_by {
+            if column.value.trim().is_empty() {
+                self.problem(
+                    column,
+                    format!("output '{table}': empty partition column"),
+                    None,
+                );
+            } else {
+                partition_by.push(column.value.trim().to_string());
+            }
+        }
+        let mut sort_by = Vec::new();
+        for key in &spec.sort_by {
+            match parse_sort_key(&key.value) {
+                Ok(parsed) => sort_by.push(parsed),
+                Err(message) => self.problem(
+                    key,
+                    format!("output '{table}': {message}"),
+                    Some(
+                        "write a column name, optionally followed by 'asc' or 'desc'"
+                            .to_string(),
+                    ),
+                ),
+            }
+        }
+        Some(OutputPlan {
+            table: table.clone(),
+            location,
+            partition_by,
+            sort_by,
+        })
+    }
+}
+
+/// Finds where the text of an inline `query:` starts in the job file.
+///
+/// For a block scalar (`query: |`) the text starts on the next line at the block's
+/// indentation; for a plain or quoted scalar it starts at the value itself.
+fn inline_start(text: &str, query: &Spanned<String>) -> (usize, usize) {
+    let line = query.referenced.line() as usize;
+    let column = query.referenced.column() as usize;
+    let Some(source_line) = text.lines().nth(line.saturating_sub(1)) else {
+        return (line, column);
+    };
+    let rest: String = source_line.chars().skip(column.saturating_sub(1)).collect();
+    let rest = rest.trim_start();
+    if rest.starts_with('|') || rest.starts_with('>') {
+        let next = text.lines().nth(line).unwrap_or("");
+        let indent = next.chars().take_while(|c| *c == ' ').count();
+        return (line + 1, indent + 1);
+    }
+    if rest.starts_with('"') || rest.starts_with('\'') {
+        return (line, column + 1);
+    }
+    (line, column)
+}
+
+fn parse_sort_key(text: &str) -> Result<SortKey, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (column, descending) = match words.as_slice() {
+        [column] => (*column, false),
+        [column, order] if order.eq_ignore_ascii_case("asc") => (*column, false),
+        [column, order] if order.eq_ignore_ascii_case("desc") => (*column, true),
+        _ => return Err(format!("sort key '{text}' is invalid")),
+    };
+    Ok(SortKey {
+        column: column.to_string(),
+        descending,
+    })
+}
+
+/// Returns true for names SQL can use without quotes: DataFusion folds unquoted
+/// identifiers to lower case, so upper-case names would need quotes everywhere.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn display_folder(dir: &Path) -> String {
+    if dir.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        dir.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_key_parses_direction() {
+        assert_eq!(
+            parse_sort_key("clv desc").unwrap(),
+            SortKey {
+                column: "clv".into(),
+                descending: true
+            }
+        );
+        assert!(!parse_sort_key("id").unwrap().descending);
+        assert!(parse_sort_key("a b c").is_err());
+        assert!(parse_sort_key("a sideways").is_err());
+    }
+
+    #[test]
+    fn identifier_rules() {
+        assert!(is_identifier("customer_summary"));
+        assert!(is_identifier("_x1"));
+        assert!(!is_identifier("Customer"));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier("a-b"));
+        assert!(!is_identifier(""));
+    }
+}

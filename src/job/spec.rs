@@ -1,0 +1,145 @@
+//! Serde types that mirror the job file exactly.
+//!
+//! Every struct rejects unknown keys. Values whose position matters for error
+//! messages are wrapped in [`Spanned`], so later checks can point at a line.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A whole job file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Job name, used in logs, staging folder names and manifests.
+    pub name: Spanned<String>,
+    /// Free text shown by `cra explain` and recorded in manifests.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Typed parameters, bound to `$name` placeholders in stage SQL.
+    #[serde(default)]
+    pub params: IndexMap<String, Spanned<ParamSpec>>,
+    /// Tables read from files, by table name.
+    pub inputs: IndexMap<String, Spanned<InputSpec>>,
+    /// SQL stages, run in order.
+    #[serde(default)]
+    pub stages: Vec<Spanned<StageSpec>>,
+    /// Tables written as Parquet.
+    pub outputs: Vec<Spanned<OutputSpec>>,
+}
+
+/// One parameter: `{type: date, default: 1998-06-30}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    /// Declared type; `--param` values and the default are parsed by it.
+    #[serde(rename = "type")]
+    pub param_type: ParamType,
+    /// Value used when no `--param` is given; without one the parameter is required.
+    #[serde(default)]
+    pub default: Option<Spanned<ScalarSpec>>,
+    /// Free text shown in docs and `cra explain`.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Types a parameter may declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    /// UTF-8 text, bound as `Utf8`.
+    String,
+    /// 64-bit signed integer, bound as `Int64`.
+    Int,
+    /// 64-bit float, bound as `Float64`.
+    Float,
+    /// Calendar date `YYYY-MM-DD`, bound as `Date32`.
+    Date,
+    /// `true` or `false`, bound as `Boolean`.
+    Bool,
+}
+
+impl ParamType {
+    /// Returns the name used in job files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::Date => "date",
+            ParamType::Bool => "bool",
+        }
+    }
+}
+
+/// A YAML scalar as written, before it is checked against a declared type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScalarSpec {
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// Any other scalar, including unquoted dates.
+    String(String),
+}
+
+/// One input table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// A file, a folder or a glob, relative to the job file's folder.
+    pub path: Spanned<String>,
+    /// File format; `parquet` when absent.
+    #[serde(default)]
+    pub format: InputFormat,
+}
+
+/// File formats an input may have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// Apache Parquet.
+    #[default]
+    Parquet,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// One SQL stage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// Table name later stages and outputs use.
+    pub name: Spanned<String>,
+    /// Path of a SQL file, relative to the job file's folder.
+    #[serde(default)]
+    pub sql: Option<Spanned<String>>,
+    /// Inline SQL.
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+    /// Computes the stage once into Parquet in the run's staging folder.
+    #[serde(default)]
+    pub materialize: bool,
+    /// Free text shown by `cra explain`.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One output table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Input or stage to write.
+    pub table: Spanned<String>,
+    /// Destination folder, relative to the job file's folder.
+    pub path: Spanned<String>,
+    /// Columns that become Hive-style `column=value` folders.
+    #[serde(default)]
+    pub partition_by: Vec<Spanned<String>>,
+    /// Sort keys, each `column` or `column desc`.
+    #[serde(default)]
+    pub sort_by: Vec<Spanned<String>>,
+}
