@@ -11,8 +11,8 @@
 //! 4. remove the previous folders, then the run folder.
 //!
 //! A run that fails before step 3 renames every destination back. A run killed
-//! before step 3 leaves its folders behind, and the next run of the job rolls them
-//! back the same way before it starts; after step 3 the next run only removes them.
+//! before step 3 leaves its folders behind, so the next run of the job rolls them
+//! back before it starts. After step 3 the next run only removes them.
 //! Concurrent runs that share a destination are kept apart by a lock file beside it.
 
 use std::fs::{self, File};
@@ -67,7 +67,7 @@ impl Publisher {
     /// Locks the destinations, recovers what earlier runs left behind, checks
     /// that each destination may be replaced, and creates empty staging folders.
     ///
-    /// A destination that exists, is not empty and holds no cra manifest is left
+    /// A destination that exists, is not empty and contains no cra manifest is left
     /// alone (exit 2) unless `force` is set.
     pub fn prepare(job: &JobPlan, run_id: &str, force: bool) -> Result<Self, Error> {
         let mut destinations = Vec::new();
@@ -220,7 +220,7 @@ fn lock(
 
 /// Rolls back or finishes what an interrupted run left beside `destination`.
 ///
-/// `run_parent` is the folder that holds the run folders, beside the first output.
+/// `run_parent` is the folder of the run folders, beside the first output.
 fn recover(
     destination: &Destination,
     run_parent: &Path,
@@ -316,13 +316,13 @@ fn check_replaceable(
         return Ok(());
     }
     Err(Error::invalid(format!(
-        "{job_file}: output folder '{}' exists and holds no cra output",
+        "{job_file}: output folder '{}' exists and contains no cra output",
         destination.display
     ))
     .with_hint("pass --force to replace its contents, or choose another path"))
 }
 
-/// Returns true when `dir` holds a manifest written by cra.
+/// Returns true when `dir` contains a manifest written by cra.
 pub fn is_cra_output(dir: &Path) -> bool {
     let Ok(text) = fs::read_to_string(dir.join(MANIFEST)) else {
         return false;

@@ -1,4 +1,4 @@
-//! Where inputs are read from and outputs are written to.
+//! Locations of inputs and outputs.
 //!
 //! A [`Location`] is resolved once, against the job file's folder, and every later
 //! step uses it: the engine turns it into a DataFusion table URL, the publisher into

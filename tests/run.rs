@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Workspace, cra_command, leftovers, query_parquet, snapshot};
 
-/// A job over the CDNOW transactions with one stage and one output.
+/// Returns a job over the CDNOW transactions with one stage and one output.
 fn simple_job(stage_sql: &str) -> String {
     format!(
         "name: simple\n\
@@ -304,7 +304,7 @@ fn invalid_jobs_exit_2_with_file_and_problem() {
         (
             "several statements",
             simple_job("SELECT 1 AS x; SELECT 2 AS y"),
-            "SQL holds 2 statements",
+            "SQL contains 2 statements",
         ),
         (
             "undeclared placeholder",
@@ -496,7 +496,7 @@ fn foreign_folder_needs_force() {
     workspace.write("out/picked/notes.txt", "keep me");
     let run = workspace.cra(&["run", "job.yaml"]);
     run.assert_code(2)
-        .assert_stderr_contains("holds no cra output");
+        .assert_stderr_contains("contains no cra output");
     assert_eq!(
         std::fs::read_to_string(workspace.path("out/picked/notes.txt")).unwrap(),
         "keep me"

@@ -57,7 +57,7 @@ pub async fn register(
         let what = if input.location.is_glob() {
             "matches no file"
         } else {
-            "holds no data file"
+            "contains no data file"
         };
         return Err(Error::invalid(format!(
             "{context}: '{}' {what}",

@@ -22,13 +22,13 @@ pub fn parse_query(job: &JobPlan, stage: &StagePlan) -> Result<DfStatement, Erro
     match statements.len() {
         0 => {
             return Err(Error::invalid(format!(
-                "{context}: {where_}: SQL holds no statement"
+                "{context}: {where_}: SQL contains no statement"
             )));
         }
         1 => {}
         n => {
             return Err(Error::invalid(format!(
-                "{context}: {where_}: SQL holds {n} statements; a stage is one query"
+                "{context}: {where_}: SQL contains {n} statements, but a stage is one query"
             ))
             .with_hint("split the statements into stages of their own"));
         }

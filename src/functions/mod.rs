@@ -15,7 +15,7 @@ use datafusion::logical_expr::ScalarUDF;
 pub use rfm::RfmSegment;
 pub use rfm_codes::SEGMENTS as RFM_SEGMENTS;
 
-/// What kind of SQL function an entry of the catalogue is.
+/// Kind of a SQL function in the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionKind {
     /// Called once per row.

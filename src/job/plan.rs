@@ -2,7 +2,7 @@
 //!
 //! [`resolve`] checks everything that can be checked without a DataFusion session
 //! and collects every problem it finds, so one `cra run` of a broken job lists them
-//! all. Nothing downstream of this module sees the raw YAML types.
+//! all. Code downstream of this module uses only the resolved types.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub struct StagePlan {
     pub name: String,
     /// The SQL text.
     pub sql: String,
-    /// Where the SQL text came from, to turn SQL positions into file positions.
+    /// Source of the SQL text, to turn SQL positions into file positions.
     pub origin: SqlOrigin,
     /// Whether the stage is computed once into Parquet.
     pub materialize: bool,
@@ -82,7 +82,7 @@ pub enum SqlOrigin {
     Inline {
         /// The job file as the user named it.
         file: String,
-        /// Line of the job file that holds the first line of the SQL text.
+        /// Line of the job file with the first line of the SQL text.
         first_line: usize,
         /// Column of the job file where each SQL line starts, counted from 1.
         first_column: usize,
@@ -106,7 +106,7 @@ impl SqlOrigin {
         }
     }
 
-    /// Returns the file that holds the SQL text.
+    /// Returns the file that contains the SQL text.
     pub fn file(&self) -> &str {
         match self {
             SqlOrigin::File { display } => display,
@@ -635,25 +635,22 @@ impl Resolver<'_> {
 
 /// Finds where the text of an inline `query:` starts in the job file.
 ///
-/// For a block scalar (`query: |`) the text starts on the next line at the block's
-/// indentation; for a plain or quoted scalar it starts at the value itself.
+/// For a block scalar (`query: |`) serde-saphyr reports the first content line, so
+/// its position is used as it is. For a quoted scalar the text starts one column
+/// after the quote.
 fn inline_start(text: &str, query: &Spanned<String>) -> (usize, usize) {
     let line = query.referenced.line() as usize;
     let column = query.referenced.column() as usize;
-    let Some(source_line) = text.lines().nth(line.saturating_sub(1)) else {
-        return (line, column);
-    };
-    let rest: String = source_line.chars().skip(column.saturating_sub(1)).collect();
-    let rest = rest.trim_start();
-    if rest.starts_with('|') || rest.starts_with('>') {
-        let next = text.lines().nth(line).unwrap_or("");
-        let indent = next.chars().take_while(|c| *c == ' ').count();
-        return (line + 1, indent + 1);
+    let starts_quoted = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|source| source.chars().nth(column.saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
+    if starts_quoted {
+        (line, column + 1)
+    } else {
+        (line, column)
     }
-    if rest.starts_with('"') || rest.starts_with('\'') {
-        return (line, column + 1);
-    }
-    (line, column)
 }
 
 fn parse_sort_key(text: &str) -> Result<SortKey, String> {

@@ -15,7 +15,7 @@ use datafusion::datasource::listing::{
 use std::sync::Arc;
 use tempfile::TempDir;
 
-/// The repository root, where `data/`, `jobs/` and `sql/` live.
+/// Returns the repository root, where `data/`, `jobs/` and `sql/` live.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -102,7 +102,7 @@ impl Workspace {
     }
 }
 
-/// A `cra` command ready to start, logging at the default level.
+/// Builds a `cra` command that logs at the default level.
 pub fn cra_command(cwd: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cra"));
     command.args(args).current_dir(cwd).env_remove("RUST_LOG");
@@ -143,7 +143,7 @@ impl Run {
         self
     }
 
-    /// Asserts that stderr holds `needle`.
+    /// Asserts that stderr contains `needle`.
     pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
         let stderr = self.stderr();
         assert!(
