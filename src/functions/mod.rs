@@ -4,16 +4,25 @@
 //! function that works in one place works in all of them. [`catalogue`] lists the
 //! same functions with their signatures and docs for `cra functions`.
 
+mod catalogue;
+pub mod fit;
+pub mod models;
+pub mod optimize;
 mod rfm;
 mod rfm_codes;
+pub mod score;
+pub mod special;
 
 use std::sync::Arc;
 
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
+use fit::{FitKind, FitUdf};
+use models::PurchaseKind;
 pub use rfm::RfmSegment;
 pub use rfm_codes::SEGMENTS as RFM_SEGMENTS;
+use score::{ScoreKind, ScoreUdf};
 
 /// Kind of a SQL function in the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,16 +62,53 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Resul
         }
         registry.register_udf(udf)?;
     }
+    for udaf in aggregate_functions() {
+        let name = udaf.name().to_string();
+        if registry.udaf(&name).is_ok() {
+            return datafusion::common::plan_err!(
+                "SQL function '{name}' is already registered; cra will not replace it"
+            );
+        }
+        registry.register_udaf(udaf)?;
+    }
     Ok(())
 }
 
+const PURCHASE_KINDS: [PurchaseKind; 3] = [
+    PurchaseKind::BgNbd,
+    PurchaseKind::ParetoNbd,
+    PurchaseKind::MbgNbd,
+];
+
 fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(RfmSegment::new()))]
+    let mut functions = Vec::new();
+    for kind in PURCHASE_KINDS {
+        for score in [ScoreKind::PAlive(kind), ScoreKind::ExpectedPurchases(kind)] {
+            functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(score))));
+        }
+    }
+    functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(
+        ScoreKind::ExpectedSpend,
+    ))));
+    functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(ScoreKind::Clv))));
+    functions.push(Arc::new(ScalarUDF::from(RfmSegment::new())));
+    functions
+}
+
+fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    PURCHASE_KINDS
+        .into_iter()
+        .map(FitKind::Purchase)
+        .chain([FitKind::GammaGamma])
+        .map(|kind| Arc::new(AggregateUDF::from(FitUdf::new(kind))))
+        .collect()
 }
 
 /// Lists the SQL functions cra adds, in the order `cra functions` prints them.
 pub fn catalogue() -> Vec<FunctionDoc> {
-    vec![rfm::DOC]
+    let mut docs = catalogue::DOCS.to_vec();
+    docs.push(rfm::DOC);
+    docs
 }
 
 #[cfg(test)]
@@ -72,12 +118,19 @@ mod tests {
 
     #[test]
     fn catalogue_lists_every_registered_function() {
-        let registered: Vec<String> = scalar_functions()
+        let mut registered: Vec<String> = scalar_functions()
             .iter()
             .map(|udf| udf.name().to_string())
+            .chain(
+                aggregate_functions()
+                    .iter()
+                    .map(|udaf| udaf.name().to_string()),
+            )
             .collect();
-        let documented: Vec<String> =
+        let mut documented: Vec<String> =
             catalogue().iter().map(|doc| doc.name.to_string()).collect();
+        registered.sort();
+        documented.sort();
         assert_eq!(registered, documented);
     }
 

@@ -1,0 +1,426 @@
+//! The score functions: P(alive), expected purchases, expected spend and CLV.
+//!
+//! Each takes customer statistics and a model struct, either a fit's result (a
+//! column, for example through a `CROSS JOIN`) or a `named_struct(...)` literal. A
+//! NULL argument, invalid statistics or invalid parameters give NULL, never NaN or
+//! infinity.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Float64Builder, StructArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::models::gamma_gamma::GammaGamma;
+use super::models::{Customer, PurchaseKind, PurchaseModel};
+
+/// What a score function computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScoreKind {
+    /// `<model>_p_alive(frequency, recency, t, model)`.
+    PAlive(PurchaseKind),
+    /// `<model>_expected_purchases(horizon, frequency, recency, t, model)`.
+    ExpectedPurchases(PurchaseKind),
+    /// `gamma_gamma_expected_spend(frequency, monetary_value, model)`.
+    ExpectedSpend,
+    /// `clv(frequency, recency, t, monetary_value, purchase_model, spend_model,
+    /// months, monthly_discount_rate, periods_per_month)`.
+    Clv,
+}
+
+impl ScoreKind {
+    /// Returns the SQL name.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            ScoreKind::PAlive(PurchaseKind::BgNbd) => "bgnbd_p_alive",
+            ScoreKind::PAlive(PurchaseKind::ParetoNbd) => "pareto_nbd_p_alive",
+            ScoreKind::PAlive(PurchaseKind::MbgNbd) => "mbgnbd_p_alive",
+            ScoreKind::ExpectedPurchases(PurchaseKind::BgNbd) => {
+                "bgnbd_expected_purchases"
+            }
+            ScoreKind::ExpectedPurchases(PurchaseKind::ParetoNbd) => {
+                "pareto_nbd_expected_purchases"
+            }
+            ScoreKind::ExpectedPurchases(PurchaseKind::MbgNbd) => {
+                "mbgnbd_expected_purchases"
+            }
+            ScoreKind::ExpectedSpend => "gamma_gamma_expected_spend",
+            ScoreKind::Clv => "clv",
+        }
+    }
+
+    /// Returns the positions of the model arguments and the numeric argument count.
+    fn layout(self) -> (&'static [usize], usize) {
+        match self {
+            ScoreKind::PAlive(_) => (&[3], 4),
+            ScoreKind::ExpectedPurchases(_) => (&[4], 5),
+            ScoreKind::ExpectedSpend => (&[2], 3),
+            ScoreKind::Clv => (&[4, 5], 9),
+        }
+    }
+}
+
+/// A score function.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ScoreUdf {
+    kind: ScoreKind,
+    signature: Signature,
+}
+
+impl ScoreUdf {
+    /// Creates the score function of `kind`.
+    pub fn new(kind: ScoreKind) -> Self {
+        Self {
+            kind,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ScoreUdf {
+    fn name(&self) -> &str {
+        self.kind.function_name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    /// Casts the statistics to DOUBLE and checks each model argument's fields.
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.kind.function_name();
+        let (models, count) = self.kind.layout();
+        if arg_types.len() != count {
+            return plan_err!("{name} takes {count} arguments, got {}", arg_types.len());
+        }
+        let mut coerced = Vec::with_capacity(count);
+        for (index, data_type) in arg_types.iter().enumerate() {
+            if models.contains(&index) {
+                check_model_type(name, index, self.model_role(index), data_type)?;
+                coerced.push(data_type.clone());
+            } else if data_type.is_numeric() || data_type.is_null() {
+                coerced.push(DataType::Float64);
+            } else {
+                return plan_err!(
+                    "{name}: argument {} must be numeric, got {data_type}",
+                    index + 1
+                );
+            }
+        }
+        Ok(coerced)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|value| value.to_array(rows))
+            .collect::<Result<_>>()?;
+        let result = match self.kind {
+            ScoreKind::PAlive(kind) => p_alive(kind, &arrays, rows)?,
+            ScoreKind::ExpectedPurchases(kind) => {
+                expected_purchases(kind, &arrays, rows)?
+            }
+            ScoreKind::ExpectedSpend => expected_spend(&arrays, rows)?,
+            ScoreKind::Clv => clv(&arrays, rows)?,
+        };
+        Ok(ColumnarValue::Array(Arc::new(result)))
+    }
+}
+
+/// What a model argument must describe.
+#[derive(Debug, Clone, Copy)]
+enum ModelRole {
+    Purchase(PurchaseKind),
+    AnyPurchase,
+    Spend,
+}
+
+impl ScoreUdf {
+    fn model_role(&self, index: usize) -> ModelRole {
+        match self.kind {
+            ScoreKind::PAlive(kind) | ScoreKind::ExpectedPurchases(kind) => {
+                ModelRole::Purchase(kind)
+            }
+            ScoreKind::ExpectedSpend => ModelRole::Spend,
+            ScoreKind::Clv if index == 4 => ModelRole::AnyPurchase,
+            ScoreKind::Clv => ModelRole::Spend,
+        }
+    }
+}
+
+fn check_model_type(
+    name: &str,
+    index: usize,
+    role: ModelRole,
+    data_type: &DataType,
+) -> Result<()> {
+    let expected: Vec<&str> = match role {
+        ModelRole::Purchase(kind) => kind.params().to_vec(),
+        ModelRole::AnyPurchase => vec!["r", "alpha"],
+        ModelRole::Spend => vec!["p", "q", "v"],
+    };
+    let DataType::Struct(fields) = data_type else {
+        return plan_err!(
+            "{name}: argument {} must be a model struct with fields {}, got {data_type}",
+            index + 1,
+            expected.join(", ")
+        );
+    };
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|wanted| !fields.iter().any(|f| f.name() == **wanted))
+        .collect();
+    if !missing.is_empty() {
+        let missing: Vec<&str> = missing.into_iter().copied().collect();
+        return plan_err!(
+            "{name}: argument {} lacks model field(s) {}",
+            index + 1,
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Model parameters per row, taken from a struct column.
+struct ModelColumns {
+    fields: Vec<Float64Array>,
+    kinds: Option<Vec<Option<PurchaseKind>>>,
+    valid: Vec<bool>,
+}
+
+impl ModelColumns {
+    fn extract(array: &ArrayRef, names: &[&str]) -> Result<Self> {
+        let Some(model) = array.as_struct_opt() else {
+            return exec_err!("model argument is not a struct");
+        };
+        let fields = names
+            .iter()
+            .map(|name| field_as_f64(model, name))
+            .collect::<Result<Vec<_>>>()?;
+        let valid = (0..model.len()).map(|row| model.is_valid(row)).collect();
+        Ok(Self {
+            fields,
+            kinds: None,
+            valid,
+        })
+    }
+
+    fn params<const N: usize>(&self, row: usize) -> Option<[f64; N]> {
+        if !self.valid[row] {
+            return None;
+        }
+        let mut out = [0.0; N];
+        for (slot, column) in out.iter_mut().zip(&self.fields) {
+            if column.is_null(row) {
+                return None;
+            }
+            *slot = column.value(row);
+        }
+        Some(out)
+    }
+}
+
+fn field_as_f64(model: &StructArray, name: &str) -> Result<Float64Array> {
+    let Some(column) = model.column_by_name(name) else {
+        return exec_err!("model struct lacks field '{name}'");
+    };
+    let column = cast(column, &DataType::Float64)?;
+    Ok(column.as_primitive::<Float64Type>().clone())
+}
+
+fn numeric(array: &ArrayRef) -> Result<&Float64Array> {
+    match array.as_primitive_opt::<Float64Type>() {
+        Some(values) => Ok(values),
+        None => exec_err!("score argument is {}, not DOUBLE", array.data_type()),
+    }
+}
+
+/// Reads row `row` of a DOUBLE column, `None` when NULL.
+fn at(values: &Float64Array, row: usize) -> Option<f64> {
+    values.is_valid(row).then(|| values.value(row))
+}
+
+fn customer(columns: &[&Float64Array], row: usize) -> Option<Customer> {
+    Customer::checked(
+        at(columns[0], row)?,
+        at(columns[1], row)?,
+        at(columns[2], row)?,
+    )
+}
+
+fn finite(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| v.is_finite())
+}
+
+fn p_alive(kind: PurchaseKind, arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+    let stats: Vec<&Float64Array> =
+        arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
+    let model = ModelColumns::extract(&arrays[3], &kind.params())?;
+    let mut out = Float64Builder::with_capacity(rows);
+    for row in 0..rows {
+        let value = model
+            .params::<4>(row)
+            .and_then(|params| PurchaseModel::new(kind, params))
+            .zip(customer(&stats, row))
+            .and_then(|(model, customer)| model.p_alive(&customer));
+        out.append_option(finite(value));
+    }
+    Ok(out.finish())
+}
+
+fn expected_purchases(
+    kind: PurchaseKind,
+    arrays: &[ArrayRef],
+    rows: usize,
+) -> Result<Float64Array> {
+    let horizon = numeric(&arrays[0])?;
+    let stats: Vec<&Float64Array> =
+        arrays[1..4].iter().map(numeric).collect::<Result<_>>()?;
+    let model = ModelColumns::extract(&arrays[4], &kind.params())?;
+    let mut out = Float64Builder::with_capacity(rows);
+    for row in 0..rows {
+        let value = model
+            .params::<4>(row)
+            .and_then(|params| PurchaseModel::new(kind, params))
+            .zip(customer(&stats, row))
+            .zip(at(horizon, row))
+            .and_then(|((model, customer), h)| model.expected_purchases(h, &customer));
+        out.append_option(finite(value));
+    }
+    Ok(out.finish())
+}
+
+fn spend_model(params: Option<[f64; 3]>) -> Option<GammaGamma> {
+    let [p, q, v] = params?;
+    [p, q, v]
+        .iter()
+        .all(|x| x.is_finite() && *x > 0.0)
+        .then(|| GammaGamma::new(p, q, v))
+}
+
+/// Expected spend for valid statistics: frequency a whole number >= 0, and mean
+/// spend > 0 when frequency > 0.
+fn spend_for(model: &GammaGamma, frequency: f64, monetary: f64) -> Option<f64> {
+    let valid = frequency.is_finite()
+        && frequency >= 0.0
+        && frequency == frequency.floor()
+        && monetary.is_finite()
+        && (frequency == 0.0 || monetary > 0.0);
+    if !valid {
+        return None;
+    }
+    model.expected_spend(frequency, monetary)
+}
+
+fn expected_spend(arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+    let frequency = numeric(&arrays[0])?;
+    let monetary = numeric(&arrays[1])?;
+    let model = ModelColumns::extract(&arrays[2], &["p", "q", "v"])?;
+    let mut out = Float64Builder::with_capacity(rows);
+    for row in 0..rows {
+        let value = spend_model(model.params::<3>(row))
+            .and_then(|gg| spend_for(&gg, at(frequency, row)?, at(monetary, row)?));
+        out.append_option(finite(value));
+    }
+    Ok(out.finish())
+}
+
+/// Finds the purchase model of each row of a struct column: its `model` field when
+/// present, else BG/NBD for fields a and b and Pareto/NBD for s and beta.
+fn purchase_models(array: &ArrayRef) -> Result<ModelColumns> {
+    let Some(model) = array.as_struct_opt() else {
+        return exec_err!("purchase model argument is not a struct");
+    };
+    let has = |name: &str| model.column_by_name(name).is_some();
+    let default_kind = if has("s") && has("beta") {
+        Some(PurchaseKind::ParetoNbd)
+    } else if has("a") && has("b") {
+        Some(PurchaseKind::BgNbd)
+    } else {
+        None
+    };
+    let names: [&str; 4] = match default_kind {
+        Some(kind) => kind.params(),
+        None => return exec_err!("purchase model needs fields a and b, or s and beta"),
+    };
+    let mut columns = ModelColumns::extract(array, &names)?;
+    let kinds = match model.column_by_name("model") {
+        Some(column) => {
+            let text = cast(column, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            (0..model.len())
+                .map(|row| {
+                    if text.is_null(row) {
+                        default_kind
+                    } else {
+                        PurchaseKind::from_name(text.value(row))
+                            .filter(|kind| kind.params() == names)
+                    }
+                })
+                .collect()
+        }
+        None => vec![default_kind; model.len()],
+    };
+    columns.kinds = Some(kinds);
+    Ok(columns)
+}
+
+/// Sums, over months 1 to `months`, the expected spend times the expected
+/// purchases in that month, discounted by (1 + rate)^month.
+fn clv(arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+    let stats: Vec<&Float64Array> =
+        arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
+    let monetary = numeric(&arrays[3])?;
+    let purchase = purchase_models(&arrays[4])?;
+    let spend = ModelColumns::extract(&arrays[5], &["p", "q", "v"])?;
+    let months = numeric(&arrays[6])?;
+    let rate = numeric(&arrays[7])?;
+    let periods = numeric(&arrays[8])?;
+    let kinds = purchase.kinds.clone().unwrap_or_default();
+    let mut out = Float64Builder::with_capacity(rows);
+    for row in 0..rows {
+        let value = (|| {
+            let kind = kinds.get(row).copied().flatten()?;
+            let model = PurchaseModel::new(kind, purchase.params::<4>(row)?)?;
+            let customer = customer(&stats, row)?;
+            let gg = spend_model(spend.params::<3>(row))?;
+            let per_purchase = spend_for(&gg, customer.frequency, at(monetary, row)?)?;
+            let months = at(months, row)?;
+            let rate = at(rate, row)?;
+            let periods = at(periods, row)?;
+            let valid = months >= 0.0
+                && months == months.floor()
+                && months <= 1200.0
+                && rate > -1.0
+                && rate.is_finite()
+                && periods > 0.0
+                && periods.is_finite();
+            if !valid {
+                return None;
+            }
+            let mut total = 0.0;
+            let mut previous = 0.0;
+            for month in 1..=(months as u32) {
+                let cumulative =
+                    model.expected_purchases(f64::from(month) * periods, &customer)?;
+                let discount = (1.0 + rate).powi(month as i32);
+                total += per_purchase * (cumulative - previous) / discount;
+                previous = cumulative;
+            }
+            Some(total)
+        })();
+        out.append_option(finite(value));
+    }
+    Ok(out.finish())
+}
