@@ -45,6 +45,49 @@ fn main_job_scores_every_customer() {
     let segments = query_parquet(&out, "SELECT count(DISTINCT rfm_segment) FROM t");
     assert!(segments[0].parse::<u32>().unwrap() > 5, "{segments:?}");
 
+    // Model scores for every customer; the one repeat buyer whose repeat purchases
+    // are all worth $0 has no Gamma-Gamma spend, so no CLV and no value tier.
+    let counts = query_parquet(
+        &out,
+        "SELECT count(p_alive), count(expected_purchases), count(expected_spend),
+                count(clv_12m), count(value_tier), count(lifecycle) FROM t",
+    );
+    assert_eq!(counts, vec!["23570|23570|23569|23569|23569|23570"]);
+    let no_spend = query_parquet(
+        &out,
+        "SELECT frequency > 0, monetary_value FROM t WHERE expected_spend IS NULL",
+    );
+    assert_eq!(no_spend, vec!["true|0.0"]);
+    let ranges = query_parquet(
+        &out,
+        "SELECT min(p_alive) >= 0, max(p_alive) <= 1, min(expected_purchases) >= 0,
+                min(clv_12m) >= 0 FROM t",
+    );
+    assert_eq!(ranges, vec!["true|true|true|true"]);
+    let tiers = query_parquet(
+        &out,
+        "SELECT value_tier, count(*) FROM t WHERE value_tier IS NOT NULL
+         GROUP BY value_tier ORDER BY value_tier",
+    );
+    let tier_count = |name: &str| -> f64 {
+        let row = tiers.iter().find(|r| r.starts_with(name)).unwrap();
+        row.split('|').nth(1).unwrap().parse().unwrap()
+    };
+    assert!(
+        (tier_count("high") / 23569.0 - 0.2).abs() < 0.01,
+        "{tiers:?}"
+    );
+    assert!(
+        (tier_count("medium") / 23569.0 - 0.3).abs() < 0.01,
+        "{tiers:?}"
+    );
+    let models = workspace.path("out/customer_models");
+    let fitted = query_parquet(
+        &models,
+        "SELECT purchase_model['n'], spend_model['excluded'] FROM t",
+    );
+    assert_eq!(fitted, vec!["23570|1"]);
+
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap())
             .unwrap();

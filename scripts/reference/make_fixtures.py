@@ -52,12 +52,13 @@ and _customer_lifetime_value in utils.py) computes, in float64:
 3. For k = 1, ..., 12 it sets i = k * 4.345, computed as
    numpy.arange(1, 13) * 4.345. The expected purchases in month k are
    E(i) - E(i - 4.345), where E(h) is
-   bgf.conditional_expected_number_of_purchases_up_to_time(h, x, t_x, T) and
-   i - 4.345 is a float subtraction, not (k - 1) * 4.345. For k = 1, E(0) is
-   exactly 0.
+   bgf.conditional_expected_number_of_purchases_up_to_time(h, x, t_x, T).
+   i - 4.345 is a float subtraction, which differs from (k - 1) * 4.345 in the
+   last bit for k = 3, 6 and 12. For k = 1, E(0) is exactly 0 (lifetimes
+   returns -0.0).
 4. It discounts month k by dividing (m * (E(i) - E(i - 4.345))) by
-   (1 + 0.01) ** (i / 4.345). The exponent is the float quotient, which can
-   differ from k in the last bit.
+   (1 + 0.01) ** (i / 4.345). The float quotient i / 4.345 is exactly k for
+   k = 1, ..., 12.
 5. clv is the sum of the 12 discounted terms, added in the order k = 1, ..., 12
    to a column that starts at 0.
 
@@ -87,6 +88,8 @@ way: an alternative to the Pareto/NBD model", Marketing Science 24(2):
   2F1(r + x, b + x; a + b + x - 1; t / (alpha + T + t))].
   The denominator is 1 + [x > 0] times a / (b + x - 1) times
   ((alpha + T) / (alpha + t_x))^(r + x).
+- P(alive), used only to check bgnbd_scores.csv, is 1 for x = 0 and otherwise
+  1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x)).
 - The quadrature check integrates the posterior expectation of
   (1 / p) * (1 - exp(-lambda * p * t)) over p after integrating over lambda in
   closed form.
@@ -116,19 +119,22 @@ Hardie, "A note on deriving the Pareto/NBD model and related expressions"
   s * integral from t_x to T of (alpha + y)^-(r + x) * (beta + y)^-(s + 1) dy.
 
 For large x and alpha < beta, the 2F1 values overflow f64 (about 2e455 for
-x = 200 with the parameters below), and lifetimes returns NaN from inf - inf.
+x = 200 with r 0.553, alpha 10.578, s 64, beta 7721), and lifetimes returns NaN
+from inf - inf.
+
+The mpmath functions are in closed_forms.py, and the cases of high_precision.csv
+with their checks are in high_precision.py.
 """
 
 import csv
 import json
 import math
 import platform
-import sys
 import time
 import warnings
+from importlib.metadata import version as package_version
 from pathlib import Path
 
-import autograd
 import lifetimes
 import mpmath
 import numpy as np
@@ -141,6 +147,27 @@ from lifetimes import (
     ParetoNBDFitter,
 )
 
+from closed_forms import (
+    BGNBD_PARAM_NAMES,
+    PARETO_NBD_PARAM_NAMES,
+    bgnbd_conditional_expected_mp,
+    bgnbd_p_alive_mp,
+    pareto_nbd_a0_mp,
+    pareto_nbd_conditional_expected_mp,
+    pareto_nbd_p_alive_mp,
+    to_mp,
+)
+from fixture_values import format_float, relative_difference
+from high_precision import (
+    LIFETIMES_AGREEMENT,
+    build_high_precision_cases,
+    check_high_precision_against_lifetimes,
+    check_high_precision_by_quadrature,
+    compute_high_precision_values,
+    print_high_precision_table,
+    write_high_precision_csv,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_CSV = REPO_ROOT / "data" / "cdnow" / "cdnow_customers_summary.csv"
 TRANSACTIONS_CSV = (
@@ -150,51 +177,18 @@ FIXTURE_DIR = REPO_ROOT / "tests" / "fixtures" / "models"
 
 SCORE_HORIZONS_WEEKS = (39, 52)
 PARETO_NBD_FIT_SEED = 0
+# The defaults of ParetoNBDFitter.fit in lifetimes 0.11.3, passed explicitly so
+# that params.json records them.
+PARETO_NBD_FIT_OPTIONS = {"fit_method": "Nelder-Mead", "tol": 1e-4, "maxiter": 2000}
 CLV_MONTHS = 12
 CLV_MONTHLY_DISCOUNT_RATE = 0.01
-
-# Significant digits written to high_precision.csv. Each value is computed at
-# WORKING_DPS and again at CHECK_DPS decimal digits, and the two must agree to
-# more than OUTPUT_DIGITS digits. A_0 is a difference of two close terms for
-# large x and loses a few digits, hence the margin.
-OUTPUT_DIGITS = 50
-WORKING_DPS = 80
-CHECK_DPS = 100
-QUADRATURE_DPS = 60
-QUADRATURE_AGREEMENT = 1e-40
-# Precision for comparing the mpmath formulas with lifetimes' float64 values.
-COMPARISON_DPS = 30
-LIFETIMES_AGREEMENT = 1e-10
-LOG_LIKELIHOOD_AGREEMENT = 1e-9
-# Every CROSS_CHECK_STRIDE-th CDNOW customer is also scored with mpmath.
-CROSS_CHECK_STRIDE = 20
-
-BGNBD_PARAM_NAMES = ["r", "alpha", "a", "b"]
-PARETO_NBD_PARAM_NAMES = ["r", "alpha", "s", "beta"]
 GAMMA_GAMMA_PARAM_NAMES = ["p", "q", "v"]
 
-
-def format_float(value):
-    """Format a float with repr precision, NaN as `nan` and infinity as `inf`."""
-    return repr(float(value))
-
-
-def format_optional(value):
-    """Format an optional input, with None as an empty field."""
-    return "" if value is None else format_float(value)
-
-
-def relative_difference(value, reference):
-    """Return |value - reference| / |reference|, or |value| when reference is 0."""
-    scale = abs(reference)
-    if scale == 0:
-        return abs(value)
-    return abs(value - reference) / scale
-
-
-# ---------------------------------------------------------------------------
-# lifetimes fits and scores
-# ---------------------------------------------------------------------------
+LOG_LIKELIHOOD_AGREEMENT = 1e-9
+# Every CROSS_CHECK_STRIDE-th CDNOW customer is also scored with mpmath, at
+# COMPARISON_DPS digits, which is ample for comparing with float64 values.
+CROSS_CHECK_STRIDE = 20
+COMPARISON_DPS = 30
 
 
 def load_inputs():
@@ -285,8 +279,11 @@ def fit_models(summary, transactions):
         }
         fitters[key] = fitter
 
+    # ParetoNBDFitter draws its starting point from numpy's global generator.
     np.random.seed(PARETO_NBD_FIT_SEED)
-    pareto = ParetoNBDFitter(penalizer_coef=0.0).fit(frequency, recency, age)
+    pareto = ParetoNBDFitter(penalizer_coef=0.0).fit(
+        frequency, recency, age, **PARETO_NBD_FIT_OPTIONS
+    )
     params = {name: float(pareto.params_[name]) for name in PARETO_NBD_PARAM_NAMES}
     recomputed = summed_log_likelihood_pareto_nbd(params, frequency, recency, age)
     from_fit = -float(pareto._negative_log_likelihood_) + time_scale_correction
@@ -299,17 +296,22 @@ def fit_models(summary, transactions):
         "customers": customers,
         "penalizer_coef": 0.0,
         "numpy_random_seed": PARETO_NBD_FIT_SEED,
-        "fit_method": "Nelder-Mead",
-        "tol": 1e-4,
+        "fit_options": PARETO_NBD_FIT_OPTIONS,
     }
     fitters["pareto_nbd"] = pareto
 
     repeat_buyers = transactions[transactions["x"] > 0]
     repeat_frequency = repeat_buyers["x"].to_numpy(dtype=float)
     repeat_spend = repeat_buyers["zbar"].to_numpy(dtype=float)
-    gamma_gamma = GammaGammaFitter(penalizer_coef=0.0).fit(repeat_frequency, repeat_spend)
-    params = {name: float(gamma_gamma.params_[name]) for name in GAMMA_GAMMA_PARAM_NAMES}
-    recomputed = summed_log_likelihood_gamma_gamma(params, repeat_frequency, repeat_spend)
+    gamma_gamma = GammaGammaFitter(penalizer_coef=0.0).fit(
+        repeat_frequency, repeat_spend
+    )
+    params = {
+        name: float(gamma_gamma.params_[name]) for name in GAMMA_GAMMA_PARAM_NAMES
+    }
+    recomputed = summed_log_likelihood_gamma_gamma(
+        params, repeat_frequency, repeat_spend
+    )
     from_fit = -float(gamma_gamma._negative_log_likelihood_) * len(repeat_buyers)
     check_log_likelihoods("GammaGammaFitter", recomputed, from_fit)
     entries["gamma_gamma"] = {
@@ -346,12 +348,6 @@ def build_params_document(entries):
         },
         "models": entries,
     }
-
-
-def package_version(name):
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def apply_written_params(fitters, document):
@@ -407,7 +403,10 @@ def write_scores_csv(path, summary, p_alive, expected):
                     format_float(row.T),
                     format_float(p_alive[index]),
                 ]
-                + [format_float(expected[horizon][index]) for horizon in SCORE_HORIZONS_WEEKS]
+                + [
+                    format_float(expected[horizon][index])
+                    for horizon in SCORE_HORIZONS_WEEKS
+                ]
             )
 
 
@@ -442,7 +441,9 @@ def score_gamma_gamma(gamma_gamma, bgnbd, transactions):
 def write_gamma_gamma_csv(path, transactions, expected_spend, clv):
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["id", "frequency", "monetary_value", "expected_spend", "clv_12m"])
+        writer.writerow(
+            ["id", "frequency", "monetary_value", "expected_spend", "clv_12m"]
+        )
         for index, row in enumerate(transactions.itertuples(index=False)):
             writer.writerow(
                 [
@@ -453,332 +454,6 @@ def write_gamma_gamma_csv(path, transactions, expected_spend, clv):
                     format_float(clv[index]),
                 ]
             )
-
-
-# ---------------------------------------------------------------------------
-# Closed forms in mpmath. Each function evaluates at the current mpmath
-# precision and takes mpmath numbers. The module docstring states the formulas.
-# ---------------------------------------------------------------------------
-
-
-def to_mp(value):
-    """Convert a value exactly to mpmath, by way of the nearest f64."""
-    return mpmath.mpf(float(value))
-
-
-def bgnbd_unconditional_expected_mp(t, r, alpha, a, b):
-    hyp = mpmath.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
-
-
-def bgnbd_conditional_expected_mp(x, t_x, age, t, r, alpha, a, b):
-    hyp = mpmath.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + age + t))
-    numerator = (a + b + x - 1) / (a - 1)
-    numerator *= 1 - ((alpha + age) / (alpha + age + t)) ** (r + x) * hyp
-    denominator = 1
-    if x > 0:
-        denominator += a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x)
-    return numerator / denominator
-
-
-def bgnbd_p_alive_mp(x, t_x, age, r, alpha, a, b):
-    if x == 0:
-        return mpmath.mpf(1)
-    odds = a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x)
-    return 1 / (1 + odds)
-
-
-def bgnbd_expected_by_quadrature(x, t_x, age, t, r, alpha, a, b):
-    """Integrate the BG/NBD posterior expectation of the next t weeks' purchases.
-
-    With x = 0 and age = 0 this is the unconditional E[X(t)]. After integrating
-    over lambda, the numerator is the integral over p of p^(a - 1) *
-    (1 - p)^(b + x - 1) * h(p) / p, where h(p) = 1 - (1 + p t / (alpha + age))^-(r + x).
-    Both ends of [0, 1] can be singular, so the integral is split at 1/2 and
-    substituted (p = u^(1/a) below 1/2, 1 - p = v^(1/(b + x)) above), which
-    makes the integrand smooth for tanh-sinh quadrature.
-    """
-
-    def h_over_p(p):
-        h = -mpmath.expm1(-(r + x) * mpmath.log1p(p * t / (alpha + age)))
-        return h / p
-
-    c = b + x
-    half = mpmath.mpf(1) / 2
-    lower = mpmath.quad(
-        lambda u: (1 - u ** (1 / a)) ** (c - 1) * h_over_p(u ** (1 / a)),
-        [0, half**a],
-    ) / a
-    upper = mpmath.quad(
-        lambda v: (1 - v ** (1 / c)) ** (a - 1) * h_over_p(1 - v ** (1 / c)),
-        [0, half**c],
-    ) / c
-    numerator = (lower + upper) / mpmath.beta(a, b)
-
-    denominator = mpmath.beta(a, b + x) / mpmath.beta(a, b)
-    if x > 0:
-        denominator += (
-            mpmath.beta(a + 1, b + x - 1)
-            / mpmath.beta(a, b)
-            * ((alpha + age) / (alpha + t_x)) ** (r + x)
-        )
-    return numerator / denominator
-
-
-def pareto_nbd_a0_mp(x, t_x, age, r, alpha, s, beta):
-    total = r + s + x
-    if alpha >= beta:
-        second, larger = s + 1, alpha
-    else:
-        second, larger = r + x, beta
-    gap = abs(alpha - beta)
-
-    def term(time):
-        hyp = mpmath.hyp2f1(total, second, total + 1, gap / (larger + time))
-        return hyp / (larger + time) ** total
-
-    return term(t_x) - term(age)
-
-
-def pareto_nbd_a0_by_quadrature(x, t_x, age, r, alpha, s, beta):
-    """Integrate (r + s + x) * integral of (alpha + y)^-(r + x) (beta + y)^-(s + 1).
-
-    The integrand is divided by its value at y = t_x, because mpmath.quad stops
-    on an absolute error and the integral can be below 1e-250.
-    """
-
-    def scaled_integrand(y):
-        return ((alpha + t_x) / (alpha + y)) ** (r + x) * ((beta + t_x) / (beta + y)) ** (
-            s + 1
-        )
-
-    scale = (alpha + t_x) ** (-(r + x)) * (beta + t_x) ** (-(s + 1))
-    integral = mpmath.quad(scaled_integrand, mpmath.linspace(t_x, age, 5))
-    return (r + s + x) * integral * scale
-
-
-def pareto_nbd_log_likelihood_mp(x, t_x, age, r, alpha, s, beta, a0=None):
-    if a0 is None:
-        a0 = pareto_nbd_a0_mp(x, t_x, age, r, alpha, s, beta)
-    log_front = (
-        mpmath.loggamma(r + x)
-        - mpmath.loggamma(r)
-        + r * mpmath.log(alpha)
-        + s * mpmath.log(beta)
-    )
-    alive_term = 1 / ((alpha + age) ** (r + x) * (beta + age) ** s)
-    return log_front + mpmath.log(alive_term + s / (r + s + x) * a0)
-
-
-def pareto_nbd_p_alive_mp(x, t_x, age, r, alpha, s, beta, a0=None):
-    if a0 is None:
-        a0 = pareto_nbd_a0_mp(x, t_x, age, r, alpha, s, beta)
-    odds = s / (r + s + x) * (alpha + age) ** (r + x) * (beta + age) ** s * a0
-    return 1 / (1 + odds)
-
-
-def pareto_nbd_conditional_expected_mp(x, t_x, age, t, r, alpha, s, beta, a0=None):
-    p_alive = pareto_nbd_p_alive_mp(x, t_x, age, r, alpha, s, beta, a0)
-    rate = (r + x) * (beta + age) / ((alpha + age) * (s - 1))
-    return p_alive * rate * (1 - ((beta + age) / (beta + age + t)) ** (s - 1))
-
-
-# ---------------------------------------------------------------------------
-# high_precision.csv cases
-# ---------------------------------------------------------------------------
-
-BGNBD_HIGH_PRECISION_PARAMS = [(0.243, 4.414, 0.3, 0.4), (0.243, 4.414, 0.1, 0.5)]
-# (frequency, recency, T) histories for the conditional expectation.
-BGNBD_HISTORIES = [(0, 0.0, 10.0), (0, 0.0, 38.86), (1, 5.0, 38.86), (2, 30.43, 38.86)]
-BGNBD_HORIZONS = (39.0, 52.0)
-BGNBD_UNCONDITIONAL_TIMES = (1.0, 32.0)
-
-# lifetimes returns NaN for frequency 200 and above with these parameters.
-PARETO_NBD_LARGE_S_PARAMS = (0.553, 10.578, 64.0, 7721.0)
-PARETO_NBD_LARGE_S_FREQUENCIES = (2, 10, 50, 100, 200, 300, 400, 600, 1000)
-# alpha >= beta selects the other 2F1 branch of A_0, which lifetimes evaluates
-# without trouble for these inputs.
-PARETO_NBD_ALPHA_ABOVE_BETA_PARAMS = (0.553, 10.578, 0.606, 5.0)
-PARETO_NBD_ALPHA_ABOVE_BETA_FREQUENCIES = (2, 10, 50)
-PARETO_NBD_RECENCY = 30.0
-PARETO_NBD_AGE = 39.0
-PARETO_NBD_HORIZON = 52.0
-
-
-def build_high_precision_cases():
-    """Return the input rows of high_precision.csv, without values."""
-    cases = []
-    for params in BGNBD_HIGH_PRECISION_PARAMS:
-        for frequency, recency, age in BGNBD_HISTORIES:
-            for horizon in BGNBD_HORIZONS:
-                cases.append(
-                    {
-                        "model": "bgnbd",
-                        "quantity": "expected",
-                        "frequency": frequency,
-                        "recency": recency,
-                        "t": age,
-                        "horizon": horizon,
-                        "params": params,
-                    }
-                )
-        for horizon in BGNBD_UNCONDITIONAL_TIMES:
-            cases.append(
-                {
-                    "model": "bgnbd",
-                    "quantity": "unconditional_expected",
-                    "frequency": None,
-                    "recency": None,
-                    "t": None,
-                    "horizon": horizon,
-                    "params": params,
-                }
-            )
-    for params, frequencies in [
-        (PARETO_NBD_LARGE_S_PARAMS, PARETO_NBD_LARGE_S_FREQUENCIES),
-        (PARETO_NBD_ALPHA_ABOVE_BETA_PARAMS, PARETO_NBD_ALPHA_ABOVE_BETA_FREQUENCIES),
-    ]:
-        for frequency in frequencies:
-            for quantity, horizon in [
-                ("p_alive", None),
-                ("expected", PARETO_NBD_HORIZON),
-                ("log_likelihood", None),
-            ]:
-                cases.append(
-                    {
-                        "model": "pareto_nbd",
-                        "quantity": quantity,
-                        "frequency": frequency,
-                        "recency": PARETO_NBD_RECENCY,
-                        "t": PARETO_NBD_AGE,
-                        "horizon": horizon,
-                        "params": params,
-                    }
-                )
-    return cases
-
-
-def evaluate_case_mp(case):
-    """Evaluate one case's closed form at the current mpmath precision."""
-    params = [to_mp(value) for value in case["params"]]
-    horizon = to_mp(case["horizon"]) if case["horizon"] is not None else None
-    if case["quantity"] == "unconditional_expected":
-        return bgnbd_unconditional_expected_mp(horizon, *params)
-    x, t_x, age = (to_mp(case[key]) for key in ("frequency", "recency", "t"))
-    if case["model"] == "bgnbd":
-        return bgnbd_conditional_expected_mp(x, t_x, age, horizon, *params)
-    if case["quantity"] == "p_alive":
-        return pareto_nbd_p_alive_mp(x, t_x, age, *params)
-    if case["quantity"] == "expected":
-        return pareto_nbd_conditional_expected_mp(x, t_x, age, horizon, *params)
-    return pareto_nbd_log_likelihood_mp(x, t_x, age, *params)
-
-
-def evaluate_case_by_quadrature(case):
-    """Evaluate one case with the numerical integral in place of 2F1."""
-    params = [to_mp(value) for value in case["params"]]
-    horizon = to_mp(case["horizon"]) if case["horizon"] is not None else None
-    if case["quantity"] == "unconditional_expected":
-        zero = mpmath.mpf(0)
-        return bgnbd_expected_by_quadrature(zero, zero, zero, horizon, *params)
-    x, t_x, age = (to_mp(case[key]) for key in ("frequency", "recency", "t"))
-    if case["model"] == "bgnbd":
-        return bgnbd_expected_by_quadrature(x, t_x, age, horizon, *params)
-    a0 = pareto_nbd_a0_by_quadrature(x, t_x, age, *params)
-    if case["quantity"] == "p_alive":
-        return pareto_nbd_p_alive_mp(x, t_x, age, *params, a0=a0)
-    if case["quantity"] == "expected":
-        return pareto_nbd_conditional_expected_mp(x, t_x, age, horizon, *params, a0=a0)
-    return pareto_nbd_log_likelihood_mp(x, t_x, age, *params, a0=a0)
-
-
-def evaluate_case_lifetimes(case):
-    """Return lifetimes' float64 value for one case."""
-    if case["model"] == "bgnbd":
-        fitter = BetaGeoFitter()
-        fitter.params_ = pd.Series(case["params"], index=BGNBD_PARAM_NAMES, dtype=float)
-    else:
-        fitter = ParetoNBDFitter()
-        fitter.params_ = pd.Series(
-            case["params"], index=PARETO_NBD_PARAM_NAMES, dtype=float
-        )
-    history = (float(case["frequency"] or 0), case["recency"], case["t"])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if case["quantity"] == "unconditional_expected":
-            value = fitter.expected_number_of_purchases_up_to_time(case["horizon"])
-        elif case["quantity"] == "expected":
-            value = fitter.conditional_expected_number_of_purchases_up_to_time(
-                case["horizon"], *history
-            )
-        elif case["quantity"] == "p_alive":
-            value = fitter.conditional_probability_alive(*history)
-        else:
-            value = ParetoNBDFitter._conditional_log_likelihood(
-                list(case["params"]), *history
-            )
-    return float(np.asarray(value, dtype=float).reshape(-1)[0])
-
-
-def compute_high_precision_values(cases):
-    """Add `value` (an mpmath number) and `lifetimes_value` to every case."""
-    for case in cases:
-        with mpmath.workdps(WORKING_DPS):
-            value = evaluate_case_mp(case)
-        with mpmath.workdps(CHECK_DPS):
-            check = evaluate_case_mp(case)
-            difference = abs(value - check) / abs(check)
-        if difference > mpmath.mpf(10) ** -(OUTPUT_DIGITS + 2):
-            raise RuntimeError(
-                f"{case['model']} {case['quantity']} at frequency {case['frequency']}"
-                f" lost precision: {WORKING_DPS} and {CHECK_DPS} digits differ by"
-                f" {mpmath.nstr(difference, 3)} relative"
-            )
-        case["value"] = value
-        case["lifetimes_value"] = evaluate_case_lifetimes(case)
-
-
-def check_high_precision_by_quadrature(cases):
-    worst = mpmath.mpf(0)
-    with mpmath.workdps(QUADRATURE_DPS):
-        for case in cases:
-            integral = evaluate_case_by_quadrature(case)
-            difference = abs(integral - case["value"]) / abs(case["value"])
-            worst = max(worst, difference)
-            if difference > QUADRATURE_AGREEMENT:
-                raise RuntimeError(
-                    f"{case['model']} {case['quantity']} at frequency"
-                    f" {case['frequency']}: the closed form and the quadrature differ"
-                    f" by {mpmath.nstr(difference, 3)} relative"
-                )
-    print(
-        f"high_precision.csv: closed form against quadrature, max relative difference"
-        f" {mpmath.nstr(worst, 3)} over {len(cases)} cases"
-    )
-
-
-def check_high_precision_against_lifetimes(cases):
-    """Compare the mpmath values with lifetimes where lifetimes is finite."""
-    worst = {}
-    for case in cases:
-        if not math.isfinite(case["lifetimes_value"]):
-            continue
-        key = (case["model"], case["quantity"])
-        difference = relative_difference(case["lifetimes_value"], float(case["value"]))
-        worst[key] = max(worst.get(key, 0.0), difference)
-        if difference > LIFETIMES_AGREEMENT:
-            raise RuntimeError(
-                f"{case['model']} {case['quantity']} at frequency {case['frequency']}:"
-                f" lifetimes returns {case['lifetimes_value']!r}, mpmath"
-                f" {mpmath.nstr(case['value'], 20)}"
-            )
-    for (model, quantity), difference in sorted(worst.items()):
-        print(
-            f"high_precision.csv: {model} {quantity}, mpmath against lifetimes where"
-            f" lifetimes is finite, max relative difference {difference:.1e}"
-        )
-    non_finite = sum(1 for case in cases if not math.isfinite(case["lifetimes_value"]))
-    print(f"high_precision.csv: lifetimes is NaN or infinite in {non_finite} of {len(cases)} cases")
 
 
 def check_scores_against_mpmath(fitters, summary, scores):
@@ -834,55 +509,35 @@ def check_scores_against_mpmath(fitters, summary, scores):
             raise RuntimeError(f"scores: {key} differs from mpmath by {difference:.1e}")
 
 
-def write_high_precision_csv(path, cases):
-    header = [
-        "model",
-        "quantity",
-        "frequency",
-        "recency",
-        "t",
-        "horizon",
-        "r",
-        "alpha",
-        "a_or_s",
-        "b_or_beta",
-        "value",
-        "lifetimes_value",
-    ]
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for case in cases:
-            frequency = "" if case["frequency"] is None else str(int(case["frequency"]))
-            writer.writerow(
-                [
-                    case["model"],
-                    case["quantity"],
-                    frequency,
-                    format_optional(case["recency"]),
-                    format_optional(case["t"]),
-                    format_optional(case["horizon"]),
-                ]
-                + [format_float(value) for value in case["params"]]
-                + [
-                    mpmath.nstr(case["value"], OUTPUT_DIGITS, strip_zeros=False),
-                    format_float(case["lifetimes_value"]),
-                ]
-            )
+def write_fixtures(params_text, summary, transactions, scores, gamma_gamma, cases):
+    """Write every fixture file and print its row and NaN counts."""
+    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
+    (FIXTURE_DIR / "params.json").write_text(params_text)
 
-
-def print_high_precision_table(cases):
-    for case in cases:
-        print(
-            f"  {case['model']:<10} {case['quantity']:<22}"
-            f" x={format_optional(case['frequency']):<6}"
-            f" t_x={format_optional(case['recency']):<6}"
-            f" T={format_optional(case['t']):<6}"
-            f" h={format_optional(case['horizon']):<5}"
-            f" params={case['params']}"
-            f" value={mpmath.nstr(case['value'], 20)}"
-            f" lifetimes={case['lifetimes_value']!r}"
+    for key, (p_alive, expected) in scores.items():
+        path = FIXTURE_DIR / f"{key}_scores.csv"
+        write_scores_csv(path, summary, p_alive, expected)
+        counts = {"p_alive": count_non_finite(p_alive)}
+        for horizon in SCORE_HORIZONS_WEEKS:
+            counts[f"expected_{horizon}"] = count_non_finite(expected[horizon])
+        counts_text = ", ".join(
+            f"{column} {nan} NaN {inf} inf" for column, (nan, inf) in counts.items()
         )
+        print(f"{path.name}: {len(summary)} rows, {counts_text}")
+
+    expected_spend, clv = gamma_gamma
+    path = FIXTURE_DIR / "gamma_gamma_scores.csv"
+    write_gamma_gamma_csv(path, transactions, expected_spend, clv)
+    spend_nan, spend_inf = count_non_finite(expected_spend)
+    clv_nan, clv_inf = count_non_finite(clv)
+    print(
+        f"{path.name}: {len(transactions)} rows, expected_spend {spend_nan} NaN"
+        f" {spend_inf} inf, clv_12m {clv_nan} NaN {clv_inf} inf"
+    )
+
+    write_high_precision_csv(FIXTURE_DIR / "high_precision.csv", cases)
+    print(f"high_precision.csv: {len(cases)} rows")
+    print_high_precision_table(cases)
 
 
 def main():
@@ -895,22 +550,23 @@ def main():
     )
     summary, transactions = load_inputs()
     if not summary["ID"].equals(transactions["ID"]):
-        raise ValueError(f"{SUMMARY_CSV} and {TRANSACTIONS_CSV} list different customers")
+        raise ValueError(
+            f"{SUMMARY_CSV} and {TRANSACTIONS_CSV} list different customers"
+        )
 
     entries, fitters = fit_models(summary, transactions)
-    document = build_params_document(entries)
-    params_text = json.dumps(document, indent=2) + "\n"
+    params_text = json.dumps(build_params_document(entries), indent=2) + "\n"
     # Score at the parameters as params.json stores them. repr round-trips, so
     # these are the fitted floats, but this keeps the two tied together.
     apply_written_params(fitters, json.loads(params_text))
-    for key, entry in entries.items():
+    for entry in entries.values():
         print(f"{entry['fitter']}: {entry['params']}")
 
     scores = {
         key: score_customers(fitters[key], summary)
         for key in ("bgnbd", "pareto_nbd", "mbgnbd")
     }
-    expected_spend, clv = score_gamma_gamma(
+    gamma_gamma = score_gamma_gamma(
         fitters["gamma_gamma"], fitters["bgnbd"], transactions
     )
     check_scores_against_mpmath(fitters, summary, scores)
@@ -920,32 +576,10 @@ def main():
     check_high_precision_by_quadrature(cases)
     check_high_precision_against_lifetimes(cases)
 
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    (FIXTURE_DIR / "params.json").write_text(params_text)
-    for key, (p_alive, expected) in scores.items():
-        path = FIXTURE_DIR / f"{key}_scores.csv"
-        write_scores_csv(path, summary, p_alive, expected)
-        counts = {"p_alive": count_non_finite(p_alive)}
-        for horizon in SCORE_HORIZONS_WEEKS:
-            counts[f"expected_{horizon}"] = count_non_finite(expected[horizon])
-        summary_text = ", ".join(
-            f"{column} {nan} NaN {inf} inf" for column, (nan, inf) in counts.items()
-        )
-        print(f"{path.name}: {len(summary)} rows, {summary_text}")
-    gamma_gamma_path = FIXTURE_DIR / "gamma_gamma_scores.csv"
-    write_gamma_gamma_csv(gamma_gamma_path, transactions, expected_spend, clv)
-    spend_counts = count_non_finite(expected_spend)
-    clv_counts = count_non_finite(clv)
-    print(
-        f"{gamma_gamma_path.name}: {len(transactions)} rows, expected_spend"
-        f" {spend_counts[0]} NaN {spend_counts[1]} inf, clv_12m {clv_counts[0]} NaN"
-        f" {clv_counts[1]} inf"
-    )
-    write_high_precision_csv(FIXTURE_DIR / "high_precision.csv", cases)
-    print(f"high_precision.csv: {len(cases)} rows")
-    print_high_precision_table(cases)
+    # Nothing is written until every check above has passed.
+    write_fixtures(params_text, summary, transactions, scores, gamma_gamma, cases)
     print(f"done in {time.perf_counter() - started:.1f} s, wrote {FIXTURE_DIR}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

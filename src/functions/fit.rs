@@ -121,7 +121,7 @@ impl AggregateUDFImpl for FitUdf {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let list = |name: &str| {
-            let item = Arc::new(Field::new_list_field(DataType::Float64, false));
+            let item = Arc::new(Field::new_list_field(DataType::Float64, true));
             Arc::new(Field::new(
                 format!("{}[{name}]", args.name),
                 DataType::List(item),

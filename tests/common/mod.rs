@@ -47,21 +47,22 @@ impl Workspace {
         workspace
     }
 
-    /// Creates a workspace laid out like the repository, with the main job, its SQL
-    /// and the CDNOW data, so the real job runs without touching the repository.
+    /// Creates a workspace laid out like the repository, with its jobs, their SQL
+    /// and the CDNOW Parquet files, so the real jobs run without touching the
+    /// repository.
     pub fn with_main_job() -> Self {
         let workspace = Self::new();
-        for file in [
-            "jobs/customer_value.yaml",
-            "sql/customer_summary.sql",
-            "sql/rfm_scores.sql",
-        ] {
-            workspace.copy_from_repo(file, file);
+        for folder in ["jobs", "sql"] {
+            for entry in std::fs::read_dir(repo().join(folder)).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                let file = format!("{folder}/{name}");
+                workspace.copy_from_repo(&file, &file);
+            }
         }
-        workspace.copy_from_repo(
-            "data/cdnow/transactions.parquet",
-            "data/cdnow/transactions.parquet",
-        );
+        for file in ["transactions.parquet", "sample_transactions.parquet"] {
+            let file = format!("data/cdnow/{file}");
+            workspace.copy_from_repo(&file, &file);
+        }
         workspace
     }
 

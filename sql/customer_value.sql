@@ -1,0 +1,32 @@
+-- Categories per customer.
+--
+-- rfm_segment  the named RFM segment of the three scores
+-- value_tier   by clv_12m rank: 'high' for the top 20 % of customers, 'medium' for
+--              the next 30 %, 'low' for the rest. Ties share the better tier: the
+--              tier comes from the number of customers with a strictly higher
+--              clv_12m. NULL where clv_12m is NULL.
+-- lifecycle    from the weeks since the last purchase (t - recency) and p_alive:
+--              'new'      no repeat purchase yet and first purchase within 13 weeks
+--              'active'   last purchase within 26 weeks and p_alive >= 0.5
+--              'at risk'  last purchase within 52 weeks and p_alive >= 0.2
+--              'lapsed'   everyone else
+--              BG/NBD gives p_alive = 1 to every customer without a repeat
+--              purchase, so the weeks since the last purchase decide for them.
+SELECT
+    p.*,
+    rfm_segment(p.r_score, p.f_score, p.m_score) AS rfm_segment,
+    CASE
+        WHEN p.clv_12m IS NULL THEN NULL
+        WHEN CAST(RANK() OVER (ORDER BY p.clv_12m DESC NULLS LAST) - 1 AS DOUBLE)
+            < 0.2 * CAST(COUNT(*) OVER () AS DOUBLE) THEN 'high'
+        WHEN CAST(RANK() OVER (ORDER BY p.clv_12m DESC NULLS LAST) - 1 AS DOUBLE)
+            < 0.5 * CAST(COUNT(*) OVER () AS DOUBLE) THEN 'medium'
+        ELSE 'low'
+    END AS value_tier,
+    CASE
+        WHEN p.frequency = 0 AND p.t <= 13 THEN 'new'
+        WHEN p.t - p.recency <= 26 AND p.p_alive >= 0.5 THEN 'active'
+        WHEN p.t - p.recency <= 52 AND p.p_alive >= 0.2 THEN 'at risk'
+        ELSE 'lapsed'
+    END AS lifecycle
+FROM customer_predictions p

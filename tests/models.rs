@@ -1,0 +1,180 @@
+//! The model functions through SQL in jobs: fits on the CDNOW calibration sample
+//! against the published estimates, scores against `lifetimes`, and NULL handling.
+
+mod common;
+
+use common::{Workspace, query_parquet};
+
+fn calibration_workspace() -> Workspace {
+    let workspace = Workspace::new();
+    for file in [
+        "data/cdnow/cdnow_customers_summary.csv",
+        "data/cdnow/cdnow_customers_summary_with_transactions.csv",
+    ] {
+        workspace.copy_from_repo(file, file);
+    }
+    workspace
+}
+
+fn field(row: &str, index: usize) -> f64 {
+    row.split('|').nth(index).unwrap().parse().unwrap()
+}
+
+fn assert_near(name: &str, actual: f64, expected: f64, tolerance: f64) {
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{name}: {actual} is not within {tolerance} of {expected}"
+    );
+}
+
+#[test]
+fn fits_in_sql_match_published() {
+    let workspace = calibration_workspace();
+    workspace.write(
+        "fit.yaml",
+        r#"name: fit
+inputs:
+  summary: {path: data/cdnow/cdnow_customers_summary.csv, format: csv}
+  spend: {path: data/cdnow/cdnow_customers_summary_with_transactions.csv, format: csv}
+stages:
+  - name: fits
+    query: |
+      SELECT
+        bgnbd_fit(frequency, recency, "T") AS bgnbd,
+        pareto_nbd_fit(frequency, recency, "T") AS pareto,
+        mbgnbd_fit(frequency, recency, "T") AS mbg,
+        (SELECT gamma_gamma_fit(x, zbar) FROM spend) AS gg
+      FROM summary
+outputs:
+  - {table: fits, path: out/fits}
+"#,
+    );
+    workspace.cra(&["run", "fit.yaml"]).assert_code(0);
+    let rows = query_parquet(
+        &workspace.path("out/fits"),
+        "SELECT bgnbd['r'], bgnbd['alpha'], bgnbd['a'], bgnbd['b'], bgnbd['log_likelihood'],
+                bgnbd['n'], pareto['r'], pareto['alpha'], pareto['s'], pareto['beta'],
+                pareto['log_likelihood'], mbg['r'], mbg['alpha'], mbg['a'], mbg['b'],
+                gg['p'], gg['q'], gg['v'], gg['n'], gg['excluded'], bgnbd['model']
+         FROM t",
+    );
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let published = [
+        ("bgnbd r", 0.243, 5e-4),
+        ("bgnbd alpha", 4.414, 5e-4),
+        ("bgnbd a", 0.793, 5e-4),
+        ("bgnbd b", 2.426, 5e-4),
+        ("bgnbd log-likelihood", -9582.4, 0.1),
+        ("bgnbd n", 2357.0, 0.0),
+        ("pareto r", 0.553, 2e-3),
+        ("pareto alpha", 10.578, 2e-3),
+        ("pareto s", 0.606, 2e-3),
+        ("pareto beta", 11.669, 2e-3),
+        ("pareto log-likelihood", -9595.0, 0.1),
+        ("mbgnbd r", 0.525, 5e-4),
+        ("mbgnbd alpha", 6.183, 5e-4),
+        ("mbgnbd a", 0.891, 5e-4),
+        ("mbgnbd b", 1.614, 5e-4),
+        ("gamma-gamma p", 6.25, 0.01),
+        ("gamma-gamma q", 3.74, 0.01),
+        ("gamma-gamma v", 15.44, 0.01),
+        ("gamma-gamma n", 946.0, 0.0),
+        ("gamma-gamma excluded", 0.0, 0.0),
+    ];
+    for (index, (name, expected, tolerance)) in published.into_iter().enumerate() {
+        assert_near(name, field(row, index), expected, tolerance);
+    }
+    assert!(row.ends_with("|bgnbd"), "{row}");
+}
+
+#[test]
+fn scores_accept_literal_models() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "x.csv",
+        "id,frequency,recency,t\n1,2,30.43,38.86\n2,,1,2\n3,1.5,1,2\n4,1,3,2\n",
+    );
+    workspace.write(
+        "score.yaml",
+        r#"name: score
+inputs:
+  customers: {path: x.csv, format: csv}
+stages:
+  - name: scored
+    query: |
+      SELECT id,
+        bgnbd_expected_purchases(39, frequency, recency, t,
+          named_struct('r', 0.243, 'alpha', 4.414, 'a', 0.793, 'b', 2.426)) AS expected,
+        bgnbd_p_alive(frequency, recency, t,
+          named_struct('r', 0.243, 'alpha', 4.414, 'a', 0.793, 'b', 2.426)) AS p_alive
+      FROM customers
+outputs:
+  - {table: scored, path: out/scored, sort_by: [id]}
+"#,
+    );
+    workspace.cra(&["run", "score.yaml"]).assert_code(0);
+    let rows =
+        query_parquet(&workspace.path("out/scored"), "SELECT * FROM t ORDER BY id");
+    assert_eq!(rows.len(), 4);
+    // The published conditional expectation for x = 2, t_x = 30.43, T = 38.86.
+    assert_near("expected", field(&rows[0], 1), 1.226, 5e-4);
+    // NULL frequency, non-integer frequency and recency > t give NULL.
+    assert_eq!(rows[1], "2||");
+    assert_eq!(rows[2], "3||");
+    assert_eq!(rows[3], "4||");
+}
+
+#[test]
+fn score_with_wrong_model_is_invalid() {
+    let workspace = Workspace::new();
+    workspace.write("x.csv", "id,frequency,recency,t\n1,2,30.43,38.86\n");
+    workspace.write(
+        "score.yaml",
+        r#"name: score
+inputs:
+  customers: {path: x.csv, format: csv}
+stages:
+  - name: scored
+    query: |
+      SELECT bgnbd_p_alive(frequency, recency, t,
+        named_struct('p', 1.0, 'q', 2.0, 'v', 3.0)) AS p FROM customers
+outputs:
+  - {table: scored, path: out/scored}
+"#,
+    );
+    let run = workspace.cra(&["run", "score.yaml"]);
+    run.assert_code(2).assert_no_panic().assert_stderr_contains(
+        "bgnbd_p_alive: argument 4 lacks model field(s) r, alpha, a, b",
+    );
+}
+
+#[test]
+fn holdout_job_reproduces_paper_totals() {
+    let workspace = Workspace::with_main_job();
+    workspace
+        .cra(&["run", "jobs/cdnow_holdout.yaml"])
+        .assert_code(0);
+    let customers = workspace.path("out/cdnow_holdout/customers");
+    let totals = query_parquet(
+        &customers,
+        "SELECT count(*), sum(actual_purchases), sum(predicted_purchases) FROM t",
+    );
+    let row = &totals[0];
+    assert_eq!(field(row, 0), 2357.0);
+    // The paper: 1,882 repeat purchase days in weeks 40 to 78, about 1,653 predicted.
+    assert_eq!(field(row, 1), 1882.0);
+    assert_near("predicted total", field(row, 2), 1653.0, 1.0);
+
+    let groups = query_parquet(
+        &workspace.path("out/cdnow_holdout/by_frequency"),
+        "SELECT frequency_label, customers FROM t ORDER BY frequency_group",
+    );
+    let labels: Vec<&str> = groups
+        .iter()
+        .map(|g| g.split('|').next().unwrap())
+        .collect();
+    assert_eq!(labels, ["0", "1", "2", "3", "4", "5", "6", "7+"]);
+    let sum: f64 = groups.iter().map(|g| field(g, 1)).sum();
+    assert_eq!(sum, 2357.0);
+}
