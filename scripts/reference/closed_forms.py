@@ -98,7 +98,10 @@ def pareto_nbd_a0_mp(x, t_x, age, r, alpha, s, beta):
 
 
 def pareto_nbd_a0_by_quadrature(x, t_x, age, r, alpha, s, beta):
-    """Integrate (r + s + x) * integral of (alpha + y)^-(r + x) (beta + y)^-(s + 1).
+    """Compute A_0 by quadrature, without 2F1.
+
+    A_0 is (r + s + x) times the integral from t_x to T of
+    (alpha + y)^-(r + x) * (beta + y)^-(s + 1) dy.
 
     The integrand is divided by its value at y = t_x, because mpmath.quad stops
     on an absolute error and the integral can be below 1e-250.

@@ -224,7 +224,8 @@ def check_high_precision_against_lifetimes(cases):
             raise RuntimeError(
                 f"{case['model']} {case['quantity']} at frequency {case['frequency']}:"
                 f" lifetimes returns {case['lifetimes_value']!r}, mpmath"
-                f" {mpmath.nstr(case['value'], 20)}"
+                f" {mpmath.nstr(case['value'], 20)}. Check the installed versions"
+                " against requirements.txt"
             )
     for (model, quantity), difference in sorted(worst.items()):
         print(

@@ -71,18 +71,19 @@ Closed forms evaluated with mpmath (high_precision.csv)
 are the f64 values nearest the decimal parameters (for example float(0.243)),
 converted exactly to mpmath numbers, so each value is exact to 50 significant
 digits for the f64 inputs that a Rust test passes. The expressions are the ones
-that lifetimes 0.11.3 implements with its references. The script checks them
-against lifetimes where lifetimes is finite, and against numerical integrals of
-the model definitions (mpmath.quad) everywhere.
+that lifetimes 0.11.3 implements, with the sources that its docstrings cite. The
+script checks them against lifetimes where lifetimes is finite, and against
+numerical integrals of the model definitions (mpmath.quad) everywhere.
 
-BG/NBD, as in Fader, Hardie and Lee (2005), "Counting your customers the easy
-way: an alternative to the Pareto/NBD model", Marketing Science 24(2):
+BG/NBD. lifetimes cites Fader, Hardie and Lee (2005), "Counting your customers
+the easy way: an alternative to the Pareto/NBD model", Marketing Science 24(2),
+equations 9 and 10:
 
-- Unconditional expectation (their equation 9): E[X(t)] is
+- Unconditional expectation (equation 9): E[X(t)] is
   (a + b - 1) / (a - 1) times [1 - (alpha / (alpha + t))^r times
   2F1(r, b; a + b - 1; t / (alpha + t))].
 - Conditional expectation of the purchases in the next t weeks for a customer
-  with x repeat purchases, the last at t_x, and age T (their equation 10): the
+  with x repeat purchases, the last at t_x, and age T (equation 10): the
   numerator is (a + b + x - 1) / (a - 1) times
   [1 - ((alpha + T) / (alpha + T + t))^(r + x) times
   2F1(r + x, b + x; a + b + x - 1; t / (alpha + T + t))].
@@ -99,9 +100,11 @@ When a + b < 1 and x = 0, the third argument a + b - 1 is negative. The
 T = 10, t = 39), and lifetimes returns NaN because it takes the log of 2F1.
 The expectation itself is finite.
 
-Pareto/NBD, as in Schmittlein, Morrison and Colombo (1987) and in Fader and
+Pareto/NBD (Schmittlein, Morrison and Colombo, 1987). lifetimes cites Fader and
 Hardie, "A note on deriving the Pareto/NBD model and related expressions"
-(2005), for a customer with x repeat purchases, the last at t_x, and age T:
+(2005), equations 18 to 20 (likelihood), 36 and 37 (P(alive)) and 41
+(conditional expectation). For a customer with x repeat purchases, the last at
+t_x, and age T:
 
 - A_0, for alpha >= beta: 2F1(r + s + x, s + 1; r + s + x + 1;
   (alpha - beta) / (alpha + t_x)) / (alpha + t_x)^(r + s + x) minus the same
@@ -195,10 +198,14 @@ def load_inputs():
     summary = pd.read_csv(SUMMARY_CSV)
     transactions = pd.read_csv(TRANSACTIONS_CSV)
     if list(summary.columns) != ["ID", "frequency", "recency", "T"]:
-        raise ValueError(f"unexpected columns {list(summary.columns)} in {SUMMARY_CSV}")
+        raise ValueError(
+            f"{SUMMARY_CSV}: expected the columns ID, frequency, recency, T,"
+            f" found {list(summary.columns)}"
+        )
     if list(transactions.columns) != ["ID", "x", "t_x", "T", "zbar"]:
         raise ValueError(
-            f"unexpected columns {list(transactions.columns)} in {TRANSACTIONS_CSV}"
+            f"{TRANSACTIONS_CSV}: expected the columns ID, x, t_x, T, zbar,"
+            f" found {list(transactions.columns)}"
         )
     return summary, transactions
 
@@ -223,6 +230,7 @@ def summed_log_likelihood_pareto_nbd(params, frequency, recency, age):
 
 
 def summed_log_likelihood_gamma_gamma(params, frequency, monetary_value):
+    """Sum the Gamma-Gamma log-likelihood of the mean spends over customers."""
     log_params = np.log(np.array([params[name] for name in GAMMA_GAMMA_PARAM_NAMES]))
     weights = np.ones(len(frequency))
     mean_negative = GammaGammaFitter._negative_log_likelihood(
@@ -240,7 +248,8 @@ def check_log_likelihoods(name, recomputed, from_fit):
     if difference > LOG_LIKELIHOOD_AGREEMENT:
         raise RuntimeError(
             f"{name}: the recomputed log-likelihood {recomputed!r} differs from the"
-            f" one converted from _negative_log_likelihood_ ({from_fit!r})"
+            f" one converted from _negative_log_likelihood_ ({from_fit!r}). Check"
+            " that the installed lifetimes is 0.11.3"
         )
 
 
@@ -506,7 +515,10 @@ def check_scores_against_mpmath(fitters, summary, scores):
             f" max relative difference {difference:.1e}"
         )
         if difference > LIFETIMES_AGREEMENT:
-            raise RuntimeError(f"scores: {key} differs from mpmath by {difference:.1e}")
+            raise RuntimeError(
+                f"scores: lifetimes' {key} differs from mpmath by {difference:.1e}"
+                " relative. Check the installed versions against requirements.txt"
+            )
 
 
 def write_fixtures(params_text, summary, transactions, scores, gamma_gamma, cases):
