@@ -225,7 +225,9 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     for (index, output) in job.outputs.iter().enumerate() {
         let output_started = Instant::now();
         let staging = publisher.staging_dir(index);
+        engine.take_invalid_counts();
         let rows = engine.write_output(&job, output, staging).await?;
+        let invalid_statistics = engine.take_invalid_counts();
         let files = publish::list_data_files(staging).map_err(|error| {
             Error::run(format!(
                 "{}: output '{}': cannot list the staged files: {error}",
@@ -264,6 +266,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
                 })
                 .collect(),
             files,
+            invalid_statistics,
         });
     }
 
@@ -322,6 +325,9 @@ fn print_summary(
             stage.elapsed.as_secs_f64(),
         );
     }
+    for stage in stages {
+        print_invalid(&format!("stage {}", stage.name), &stage.invalid_statistics);
+    }
     for (manifest, output) in manifests.iter().zip(&job.outputs) {
         println!(
             "  output {}  {} rows  {} files  {}",
@@ -329,6 +335,19 @@ fn print_summary(
             manifest.rows,
             manifest.files.len(),
             Path::new(output.location.display()).display()
+        );
+        print_invalid(
+            &format!("output {}", manifest.table),
+            &manifest.invalid_statistics,
+        );
+    }
+}
+
+/// Prints the score functions that met invalid statistics, which scored NULL.
+fn print_invalid(what: &str, counts: &std::collections::BTreeMap<String, u64>) {
+    for (function, rows) in counts {
+        println!(
+            "  {what}: {function} scored NULL for {rows} rows with invalid statistics"
         );
     }
 }

@@ -446,6 +446,9 @@ pub struct Manifest {
     pub schema: Vec<ManifestColumn>,
     /// Data files, relative to the output folder.
     pub files: Vec<ManifestFile>,
+    /// Rows with invalid statistics (negative values, recency above t, frequency
+    /// not whole) that scored NULL while this output was written, by function.
+    pub invalid_statistics: std::collections::BTreeMap<String, u64>,
 }
 
 /// One input of a run.

@@ -113,10 +113,24 @@ outputs:
   - {table: scored, path: out/scored, sort_by: [id]}
 "#,
     );
-    workspace.cra(&["run", "score.yaml"]).assert_code(0);
+    let run = workspace.cra(&["run", "score.yaml"]);
+    run.assert_code(0);
     let rows =
         query_parquet(&workspace.path("out/scored"), "SELECT * FROM t ORDER BY id");
     assert_eq!(rows.len(), 4);
+
+    // Two rows have invalid statistics; the NULL row is not counted.
+    let stdout = run.stdout();
+    for function in ["bgnbd_expected_purchases", "bgnbd_p_alive"] {
+        let line =
+            format!("output scored: {function} scored NULL for 2 rows with invalid");
+        assert!(stdout.contains(&line), "{line:?} missing in:\n{stdout}");
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(workspace.path("out/scored/_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["invalid_statistics"]["bgnbd_p_alive"], 2);
     // The published conditional expectation for x = 2, t_x = 30.43, T = 38.86.
     assert_near("expected", field(&rows[0], 1), 1.226, 5e-4);
     // NULL frequency, non-integer frequency and recency > t give NULL.
@@ -177,4 +191,142 @@ fn holdout_job_reproduces_paper_totals() {
     assert_eq!(labels, ["0", "1", "2", "3", "4", "5", "6", "7+"]);
     let sum: f64 = groups.iter().map(|g| field(g, 1)).sum();
     assert_eq!(sum, 2357.0);
+}
+
+/// Reads the parameters `lifetimes` fitted, as written by
+/// `scripts/reference/make_fixtures.py`.
+fn lifetimes_params(model: &str) -> serde_json::Value {
+    let path = common::repo().join("tests/fixtures/models/params.json");
+    let params: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    params["models"][model]["params"].clone()
+}
+
+/// Writes `params` as a SQL `named_struct` literal with full precision.
+fn literal(params: &serde_json::Value, names: &[&str]) -> String {
+    let fields: Vec<String> = names
+        .iter()
+        .map(|name| {
+            format!(
+                "'{name}', CAST({:?} AS DOUBLE)",
+                params[*name].as_f64().unwrap()
+            )
+        })
+        .collect();
+    format!("named_struct({})", fields.join(", "))
+}
+
+fn relative_difference(actual: f64, expected: f64) -> f64 {
+    if actual == expected {
+        return 0.0;
+    }
+    (actual - expected).abs() / expected.abs().max(1e-300)
+}
+
+/// Runs `select` over a fixture CSV in a job and returns the output rows by id.
+fn run_over_fixture(fixtures: &[(&str, &str)], select: &str) -> Vec<Vec<f64>> {
+    let workspace = Workspace::new();
+    let mut inputs = String::new();
+    for (table, file) in fixtures {
+        let from = format!("tests/fixtures/models/{file}");
+        workspace.copy_from_repo(&from, file);
+        inputs.push_str(&format!("  {table}: {{path: {file}, format: csv}}\n"));
+    }
+    let job = format!(
+        "name: compare\ninputs:\n{inputs}stages:\n  - name: compared\n    query: |\n      {}\n\
+         outputs:\n  - {{table: compared, path: out/compared}}\n",
+        select.replace('\n', "\n      ")
+    );
+    workspace.write("compare.yaml", job);
+    workspace.cra(&["run", "compare.yaml"]).assert_code(0);
+    query_parquet(
+        &workspace.path("out/compared"),
+        "SELECT * FROM t ORDER BY 1",
+    )
+    .iter()
+    .map(|row| {
+        row.split('|')
+            .map(|v| v.parse().unwrap_or(f64::NAN))
+            .collect()
+    })
+    .collect()
+}
+
+#[test]
+fn purchase_scores_match_lifetimes() {
+    for (model, names) in [
+        ("bgnbd", ["r", "alpha", "a", "b"]),
+        ("pareto_nbd", ["r", "alpha", "s", "beta"]),
+        ("mbgnbd", ["r", "alpha", "a", "b"]),
+    ] {
+        let model_literal = literal(&lifetimes_params(model), &names);
+        let select = format!(
+            "SELECT id,
+               {model}_p_alive(frequency, recency, t, {model_literal}), p_alive,
+               {model}_expected_purchases(39, frequency, recency, t, {model_literal}),
+               expected_39,
+               {model}_expected_purchases(52, frequency, recency, t, {model_literal}),
+               expected_52
+             FROM scores"
+        );
+        let file = format!("{model}_scores.csv");
+        let rows = run_over_fixture(&[("scores", &file)], &select);
+        assert_eq!(rows.len(), 2357, "{model}");
+        let mut worst = 0.0_f64;
+        for row in &rows {
+            for (ours, theirs, what) in [
+                (row[1], row[2], "p_alive"),
+                (row[3], row[4], "expected_39"),
+                (row[5], row[6], "expected_52"),
+            ] {
+                assert!(
+                    theirs.is_finite(),
+                    "{model}: reference {what} of {} is not finite",
+                    row[0]
+                );
+                let difference = relative_difference(ours, theirs);
+                assert!(
+                    difference <= 1e-8,
+                    "{model} {what} of customer {}: {ours} vs lifetimes {theirs}",
+                    row[0]
+                );
+                worst = worst.max(difference);
+            }
+        }
+        println!("{model}: largest relative difference from lifetimes {worst:.2e}");
+    }
+}
+
+#[test]
+fn spend_and_clv_match_lifetimes() {
+    let purchase = literal(&lifetimes_params("bgnbd"), &["r", "alpha", "a", "b"]);
+    let spend = literal(&lifetimes_params("gamma_gamma"), &["p", "q", "v"]);
+    let select = format!(
+        "SELECT g.id,
+           gamma_gamma_expected_spend(g.frequency, g.monetary_value, {spend}), g.expected_spend,
+           clv(b.frequency, b.recency, b.t, g.monetary_value, {purchase}, {spend},
+               12, 0.01, 4.345),
+           g.clv_12m
+         FROM spend g JOIN scores b ON b.id = g.id"
+    );
+    let rows = run_over_fixture(
+        &[
+            ("spend", "gamma_gamma_scores.csv"),
+            ("scores", "bgnbd_scores.csv"),
+        ],
+        &select,
+    );
+    assert_eq!(rows.len(), 2357);
+    for row in &rows {
+        let (id, spend, reference_spend, clv, reference_clv) =
+            (row[0], row[1], row[2], row[3], row[4]);
+        assert!(
+            relative_difference(spend, reference_spend) <= 1e-8,
+            "expected spend of {id}: {spend} vs lifetimes {reference_spend}"
+        );
+        assert!(
+            relative_difference(clv, reference_clv) <= 1e-8,
+            "clv of {id}: {clv} vs lifetimes {reference_clv}"
+        );
+    }
 }

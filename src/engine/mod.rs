@@ -9,7 +9,7 @@
 pub mod inputs;
 pub mod sql;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use datafusion::scalar::ScalarValue;
 pub use inputs::InputReport;
 
 use crate::error::Error;
+use crate::functions::ScoreCounters;
 use crate::job::{JobPlan, OutputPlan, StagePlan};
 
 /// Parquet compression of every file cra writes.
@@ -43,12 +44,15 @@ pub struct StageReport {
     pub rows: u64,
     /// Wall time to plan the stage and compute its rows.
     pub elapsed: Duration,
+    /// Rows with invalid statistics per score function, for materialized stages.
+    pub invalid_statistics: BTreeMap<String, u64>,
 }
 
 /// The DataFusion session of one run.
 pub struct Engine {
     ctx: SessionContext,
     params: HashMap<String, ScalarValue>,
+    counters: ScoreCounters,
 }
 
 impl Engine {
@@ -58,7 +62,8 @@ impl Engine {
         // Spans let planning errors point at a line and column of the SQL.
         config.options_mut().sql_parser.collect_spans = true;
         let mut ctx = SessionContext::new_with_config(config);
-        crate::functions::register(&mut ctx).map_err(|error| {
+        let counters = ScoreCounters::default();
+        crate::functions::register_counted(&mut ctx, &counters).map_err(|error| {
             Error::run(format!(
                 "internal error: cannot register SQL functions: {error}"
             ))
@@ -68,7 +73,17 @@ impl Engine {
             .iter()
             .map(|param| (param.name.clone(), param.value.to_scalar()))
             .collect();
-        Ok(Self { ctx, params })
+        Ok(Self {
+            ctx,
+            params,
+            counters,
+        })
+    }
+
+    /// Returns the rows with invalid statistics that score functions met since the
+    /// last call, by function name, and starts counting anew.
+    pub fn take_invalid_counts(&self) -> BTreeMap<String, u64> {
+        self.counters.take()
     }
 
     /// Returns the DataFusion session.
@@ -266,6 +281,14 @@ impl Engine {
                     .map_err(|error| sql::execution_error(job, stage, error))?
             };
             let elapsed = started.elapsed();
+            // Only a materialized stage computes its rows once; a view's count pass
+            // need not evaluate the scores, so its counts are dropped.
+            let invalid_statistics = self.counters.take();
+            let invalid_statistics = if stage.materialize {
+                invalid_statistics
+            } else {
+                BTreeMap::new()
+            };
             tracing::info!(
                 stage = %stage.name,
                 rows,
@@ -278,6 +301,7 @@ impl Engine {
                 materialized: stage.materialize,
                 rows,
                 elapsed,
+                invalid_statistics,
             });
         }
         Ok(reports)

@@ -13,7 +13,9 @@ mod rfm_codes;
 pub mod score;
 pub mod special;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
@@ -48,12 +50,57 @@ pub struct FunctionDoc {
     pub example: &'static str,
 }
 
-/// Registers every cra SQL function in `registry`.
+/// Counts, per score function, the rows whose statistics were invalid and so
+/// scored NULL.
+#[derive(Debug, Clone)]
+pub struct ScoreCounters {
+    counters: Vec<(&'static str, Arc<AtomicU64>)>,
+}
+
+impl Default for ScoreCounters {
+    fn default() -> Self {
+        let counters = score_kinds()
+            .into_iter()
+            .map(|kind| (kind.function_name(), Arc::new(AtomicU64::new(0))))
+            .collect();
+        Self { counters }
+    }
+}
+
+impl ScoreCounters {
+    fn counter(&self, kind: ScoreKind) -> Arc<AtomicU64> {
+        self.counters
+            .iter()
+            .find(|(name, _)| *name == kind.function_name())
+            .map(|(_, counter)| Arc::clone(counter))
+            .unwrap_or_default()
+    }
+
+    /// Returns the counts that are not zero, by function name, and sets all to zero.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        self.counters
+            .iter()
+            .map(|(name, counter)| (name.to_string(), counter.swap(0, Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+}
+
+/// Registers every cra SQL function in `registry`, with counters nobody reads.
 ///
 /// Fails when a name is already taken, because registering a name DataFusion
 /// already has would silently replace a built-in function.
 pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Result<()> {
-    for udf in scalar_functions() {
+    register_counted(registry, &ScoreCounters::default())
+}
+
+/// Registers every cra SQL function in `registry`; score functions count invalid
+/// rows in `counters`.
+pub fn register_counted(
+    registry: &mut dyn FunctionRegistry,
+    counters: &ScoreCounters,
+) -> datafusion::error::Result<()> {
+    for udf in scalar_functions(counters) {
         let name = udf.name().to_string();
         if registry.udf(&name).is_ok() {
             return datafusion::common::plan_err!(
@@ -80,17 +127,24 @@ const PURCHASE_KINDS: [PurchaseKind; 3] = [
     PurchaseKind::MbgNbd,
 ];
 
-fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    let mut functions = Vec::new();
+fn score_kinds() -> Vec<ScoreKind> {
+    let mut kinds = Vec::new();
     for kind in PURCHASE_KINDS {
-        for score in [ScoreKind::PAlive(kind), ScoreKind::ExpectedPurchases(kind)] {
-            functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(score))));
-        }
+        kinds.push(ScoreKind::PAlive(kind));
+        kinds.push(ScoreKind::ExpectedPurchases(kind));
     }
-    functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(
-        ScoreKind::ExpectedSpend,
-    ))));
-    functions.push(Arc::new(ScalarUDF::from(ScoreUdf::new(ScoreKind::Clv))));
+    kinds.push(ScoreKind::ExpectedSpend);
+    kinds.push(ScoreKind::Clv);
+    kinds
+}
+
+fn scalar_functions(counters: &ScoreCounters) -> Vec<Arc<ScalarUDF>> {
+    let mut functions: Vec<Arc<ScalarUDF>> = score_kinds()
+        .into_iter()
+        .map(|kind| {
+            Arc::new(ScalarUDF::from(ScoreUdf::new(kind, counters.counter(kind))))
+        })
+        .collect();
     functions.push(Arc::new(ScalarUDF::from(RfmSegment::new())));
     functions
 }
@@ -118,7 +172,7 @@ mod tests {
 
     #[test]
     fn catalogue_lists_every_registered_function() {
-        let mut registered: Vec<String> = scalar_functions()
+        let mut registered: Vec<String> = scalar_functions(&ScoreCounters::default())
             .iter()
             .map(|udf| udf.name().to_string())
             .chain(

@@ -6,6 +6,7 @@
 //! infinity.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Float64Builder, StructArray};
 use arrow::compute::cast;
@@ -66,19 +67,38 @@ impl ScoreKind {
 }
 
 /// A score function.
-#[derive(Debug, PartialEq, Eq, Hash)]
+///
+/// `invalid` counts the rows whose statistics were invalid (negative, recency
+/// above t, frequency not whole), which give NULL.
+#[derive(Debug)]
 pub struct ScoreUdf {
     kind: ScoreKind,
     signature: Signature,
+    invalid: Arc<AtomicU64>,
 }
 
 impl ScoreUdf {
-    /// Creates the score function of `kind`.
-    pub fn new(kind: ScoreKind) -> Self {
+    /// Creates the score function of `kind`, counting invalid rows in `invalid`.
+    pub fn new(kind: ScoreKind, invalid: Arc<AtomicU64>) -> Self {
         Self {
             kind,
             signature: Signature::user_defined(Volatility::Immutable),
+            invalid,
         }
+    }
+}
+
+impl PartialEq for ScoreUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl Eq for ScoreUdf {}
+
+impl std::hash::Hash for ScoreUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
     }
 }
 
@@ -126,14 +146,18 @@ impl ScalarUDFImpl for ScoreUdf {
             .iter()
             .map(|value| value.to_array(rows))
             .collect::<Result<_>>()?;
+        let mut invalid = 0;
         let result = match self.kind {
-            ScoreKind::PAlive(kind) => p_alive(kind, &arrays, rows)?,
+            ScoreKind::PAlive(kind) => p_alive(kind, &arrays, rows, &mut invalid)?,
             ScoreKind::ExpectedPurchases(kind) => {
-                expected_purchases(kind, &arrays, rows)?
+                expected_purchases(kind, &arrays, rows, &mut invalid)?
             }
-            ScoreKind::ExpectedSpend => expected_spend(&arrays, rows)?,
-            ScoreKind::Clv => clv(&arrays, rows)?,
+            ScoreKind::ExpectedSpend => expected_spend(&arrays, rows, &mut invalid)?,
+            ScoreKind::Clv => clv(&arrays, rows, &mut invalid)?,
         };
+        if invalid > 0 {
+            self.invalid.fetch_add(invalid, Ordering::Relaxed);
+        }
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
 }
@@ -251,19 +275,35 @@ fn at(values: &Float64Array, row: usize) -> Option<f64> {
     values.is_valid(row).then(|| values.value(row))
 }
 
-fn customer(columns: &[&Float64Array], row: usize) -> Option<Customer> {
-    Customer::checked(
+/// Reads the statistics of row `row`: `None` when one is NULL, or when they are
+/// invalid, which `invalid` counts.
+fn customer(
+    columns: &[&Float64Array],
+    row: usize,
+    invalid: &mut u64,
+) -> Option<Customer> {
+    let (frequency, recency, t) = (
         at(columns[0], row)?,
         at(columns[1], row)?,
         at(columns[2], row)?,
-    )
+    );
+    let checked = Customer::checked(frequency, recency, t);
+    if checked.is_none() {
+        *invalid += 1;
+    }
+    checked
 }
 
 fn finite(value: Option<f64>) -> Option<f64> {
     value.filter(|v| v.is_finite())
 }
 
-fn p_alive(kind: PurchaseKind, arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+fn p_alive(
+    kind: PurchaseKind,
+    arrays: &[ArrayRef],
+    rows: usize,
+    invalid: &mut u64,
+) -> Result<Float64Array> {
     let stats: Vec<&Float64Array> =
         arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
     let model = ModelColumns::extract(&arrays[3], &kind.params())?;
@@ -272,7 +312,7 @@ fn p_alive(kind: PurchaseKind, arrays: &[ArrayRef], rows: usize) -> Result<Float
         let value = model
             .params::<4>(row)
             .and_then(|params| PurchaseModel::new(kind, params))
-            .zip(customer(&stats, row))
+            .zip(customer(&stats, row, invalid))
             .and_then(|(model, customer)| model.p_alive(&customer));
         out.append_option(finite(value));
     }
@@ -283,6 +323,7 @@ fn expected_purchases(
     kind: PurchaseKind,
     arrays: &[ArrayRef],
     rows: usize,
+    invalid: &mut u64,
 ) -> Result<Float64Array> {
     let horizon = numeric(&arrays[0])?;
     let stats: Vec<&Float64Array> =
@@ -293,7 +334,7 @@ fn expected_purchases(
         let value = model
             .params::<4>(row)
             .and_then(|params| PurchaseModel::new(kind, params))
-            .zip(customer(&stats, row))
+            .zip(customer(&stats, row, invalid))
             .zip(at(horizon, row))
             .and_then(|((model, customer), h)| model.expected_purchases(h, &customer));
         out.append_option(finite(value));
@@ -309,28 +350,34 @@ fn spend_model(params: Option<[f64; 3]>) -> Option<GammaGamma> {
         .then(|| GammaGamma::new(p, q, v))
 }
 
-/// Expected spend for valid statistics: frequency a whole number >= 0, and mean
-/// spend > 0 when frequency > 0.
-fn spend_for(model: &GammaGamma, frequency: f64, monetary: f64) -> Option<f64> {
-    let valid = frequency.is_finite()
+/// Returns true for statistics Gamma-Gamma can score: frequency a whole number
+/// >= 0, and mean spend > 0 when frequency > 0.
+fn is_valid_spend(frequency: f64, monetary: f64) -> bool {
+    frequency.is_finite()
         && frequency >= 0.0
         && frequency == frequency.floor()
         && monetary.is_finite()
-        && (frequency == 0.0 || monetary > 0.0);
-    if !valid {
-        return None;
-    }
-    model.expected_spend(frequency, monetary)
+        && (frequency == 0.0 || monetary > 0.0)
 }
 
-fn expected_spend(arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+fn expected_spend(
+    arrays: &[ArrayRef],
+    rows: usize,
+    invalid: &mut u64,
+) -> Result<Float64Array> {
     let frequency = numeric(&arrays[0])?;
     let monetary = numeric(&arrays[1])?;
     let model = ModelColumns::extract(&arrays[2], &["p", "q", "v"])?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
-        let value = spend_model(model.params::<3>(row))
-            .and_then(|gg| spend_for(&gg, at(frequency, row)?, at(monetary, row)?));
+        let value = (|| {
+            let (frequency, monetary) = (at(frequency, row)?, at(monetary, row)?);
+            if !is_valid_spend(frequency, monetary) {
+                *invalid += 1;
+                return None;
+            }
+            spend_model(model.params::<3>(row))?.expected_spend(frequency, monetary)
+        })();
         out.append_option(finite(value));
     }
     Ok(out.finish())
@@ -378,7 +425,7 @@ fn purchase_models(array: &ArrayRef) -> Result<ModelColumns> {
 
 /// Sums, over months 1 to `months`, the expected spend times the expected
 /// purchases in that month, discounted by (1 + rate)^month.
-fn clv(arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
+fn clv(arrays: &[ArrayRef], rows: usize, invalid: &mut u64) -> Result<Float64Array> {
     let stats: Vec<&Float64Array> =
         arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
     let monetary = numeric(&arrays[3])?;
@@ -391,11 +438,16 @@ fn clv(arrays: &[ArrayRef], rows: usize) -> Result<Float64Array> {
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
         let value = (|| {
+            let customer = customer(&stats, row, invalid)?;
+            let monetary = at(monetary, row)?;
+            if !is_valid_spend(customer.frequency, monetary) {
+                *invalid += 1;
+                return None;
+            }
             let kind = kinds.get(row).copied().flatten()?;
             let model = PurchaseModel::new(kind, purchase.params::<4>(row)?)?;
-            let customer = customer(&stats, row)?;
             let gg = spend_model(spend.params::<3>(row))?;
-            let per_purchase = spend_for(&gg, customer.frequency, at(monetary, row)?)?;
+            let per_purchase = gg.expected_spend(customer.frequency, monetary)?;
             let months = at(months, row)?;
             let rate = at(rate, row)?;
             let periods = at(periods, row)?;

@@ -148,3 +148,56 @@ impl PurchaseModel {
         value.is_finite().then_some(value.max(0.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bgnbd::BgNbd;
+    use super::*;
+
+    /// Checks every case of `tests/fixtures/models/high_precision.csv`: values from
+    /// the closed forms in 50-digit arithmetic (mpmath), including the cases where
+    /// `lifetimes` 0.11.3 returns NaN.
+    #[test]
+    fn high_precision_cases() {
+        let text = include_str!("../../../tests/fixtures/models/high_precision.csv");
+        let mut checked = 0;
+        let mut lifetimes_nan = 0;
+        let mut worst = 0.0_f64;
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| f[i].parse::<f64>().unwrap();
+            let (model, quantity) = (f[0], f[1]);
+            let params = [number(6), number(7), number(8), number(9)];
+            let expected = number(10);
+            let actual = if quantity == "unconditional_expected" {
+                BgNbd::new(params[0], params[1], params[2], params[3])
+                    .unconditional_expected(number(5))
+            } else {
+                let kind = PurchaseKind::from_name(model).unwrap();
+                let purchase = PurchaseModel::new(kind, params).unwrap();
+                let customer =
+                    Customer::checked(number(2), number(3), number(4)).unwrap();
+                match quantity {
+                    "expected" => purchase.expected_purchases(number(5), &customer),
+                    "p_alive" => purchase.p_alive(&customer),
+                    "log_likelihood" => purchase.ln_likelihood(&customer),
+                    other => panic!("unknown quantity {other}"),
+                }
+            };
+            let actual = actual.unwrap_or_else(|| panic!("no value for {line}"));
+            let relative = ((actual - expected) / expected).abs();
+            assert!(
+                relative <= 1e-10,
+                "{line}: cra {actual}, relative error {relative:.2e}"
+            );
+            worst = worst.max(relative);
+            if f[11] == "nan" {
+                lifetimes_nan += 1;
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 56);
+        assert_eq!(lifetimes_nan, 19);
+        println!("largest relative error against 50-digit values: {worst:.2e}");
+    }
+}
