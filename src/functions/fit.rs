@@ -20,9 +20,10 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 use datafusion::scalar::ScalarValue;
 
+use super::likelihood::{self, GroupedRows};
 use super::models::gamma_gamma::GammaGamma;
 use super::models::{Customer, PurchaseKind, PurchaseModel};
-use super::optimize::{MinimizeError, Tolerance, minimize};
+use super::optimize::{Gradient, MinimizeError, Tolerance, minimize};
 
 /// Which model a fit aggregate fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,26 +343,20 @@ pub fn fit_purchase(
         PurchaseKind::BgNbd | PurchaseKind::MbgNbd => vec![0.0, scale, 0.0, 0.0],
         PurchaseKind::ParetoNbd => vec![0.0, scale, 0.0, scale],
     };
-    let objective = |theta: &[f64]| {
-        let params = [
-            theta[0].exp(),
-            theta[1].exp(),
-            theta[2].exp(),
-            theta[3].exp(),
-        ];
-        let Some(model) = PurchaseModel::new(kind, params) else {
-            return f64::INFINITY;
-        };
-        let mut sum = 0.0;
-        for (customer, weight) in &customers {
-            match model.ln_likelihood(customer) {
-                Some(value) => sum += weight * value,
-                None => return f64::INFINITY,
-            }
+    let grouped = GroupedRows::new(&customers);
+    let objective = |theta: &[f64]| match kind {
+        PurchaseKind::BgNbd => likelihood::bgnbd(&grouped, theta).0,
+        PurchaseKind::ParetoNbd => likelihood::pareto_nbd(&grouped, theta),
+        PurchaseKind::MbgNbd => {
+            mean_negative_ln_likelihood(kind, &customers, total, theta)
         }
-        -sum / total
     };
-    let minimum = minimize(&objective, None, &start, TOLERANCE).map_err(|error| {
+    let analytic = |theta: &[f64]| likelihood::bgnbd(&grouped, theta).1;
+    let gradient: Option<Gradient<'_>> = match kind {
+        PurchaseKind::BgNbd => Some(&analytic),
+        PurchaseKind::ParetoNbd | PurchaseKind::MbgNbd => None,
+    };
+    let minimum = minimize(&objective, gradient, &start, TOLERANCE).map_err(|error| {
         describe_failure(
             error,
             "check that frequency, recency and t share one time unit",
@@ -371,6 +366,33 @@ pub fn fit_purchase(
         params: minimum.x.iter().map(|v| v.exp()).collect(),
         log_likelihood: -minimum.value * total,
     })
+}
+
+/// Returns the mean negative log-likelihood per customer from the per-customer
+/// formula, at the logarithms of the parameters.
+fn mean_negative_ln_likelihood(
+    kind: PurchaseKind,
+    customers: &[(Customer, f64)],
+    total: f64,
+    theta: &[f64],
+) -> f64 {
+    let params = [
+        theta[0].exp(),
+        theta[1].exp(),
+        theta[2].exp(),
+        theta[3].exp(),
+    ];
+    let Some(model) = PurchaseModel::new(kind, params) else {
+        return f64::INFINITY;
+    };
+    let mut sum = 0.0;
+    for (customer, weight) in customers {
+        match model.ln_likelihood(customer) {
+            Some(value) => sum += weight * value,
+            None => return f64::INFINITY,
+        }
+    }
+    -sum / total
 }
 
 /// Fits Gamma-Gamma to distinct (frequency, mean spend) rows with weights.
