@@ -76,11 +76,6 @@ impl GroupedRows {
         }
     }
 
-    /// Returns the sum of the customers' weights.
-    pub fn total_weight(&self) -> f64 {
-        self.total_weight
-    }
-
     /// Sums `per_row` over the rows, on two threads for large inputs.
     fn sum_rows<const N: usize>(
         &self,
