@@ -163,9 +163,19 @@ pub fn bgnbd(rows: &GroupedRows, theta: &[f64]) -> (f64, Vec<f64>) {
         let (ln_recency, inv_recency) = by_recency[row.recency as usize];
         let alive = -(r + x) * ln_t;
         let dropped = f.ln_dropout - (r + x) * ln_recency;
-        let total = ln_add_exp(alive, dropped);
-        // Shares of the two cases in the likelihood.
-        let p_alive = (alive - total).exp();
+        // ln(e^alive + e^dropped) and the share of each case, from one exponential.
+        let (total, p_alive) = if dropped == f64::NEG_INFINITY {
+            (alive, 1.0)
+        } else {
+            let e = (-(alive - dropped).abs()).exp();
+            let total = alive.max(dropped) + e.ln_1p();
+            let p_alive = if alive >= dropped {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            (total, p_alive)
+        };
         let p_dropped = 1.0 - p_alive;
         let d_r = f.d_common[0] - p_alive * ln_t - p_dropped * ln_recency;
         let d_alpha = r / alpha - (r + x) * (p_alive * inv_t + p_dropped * inv_recency);
