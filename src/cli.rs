@@ -90,14 +90,18 @@ fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error
         .map_err(|error| {
             Error::run(format!("cannot start the async runtime: {error}"))
         })?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         tokio::select! {
             result = future => result,
             signal = interrupted() => Err(Error::run(format!(
                 "run interrupted by {signal}; nothing was published"
             ))),
         }
-    })
+    });
+    // A worker thread may still be inside a long function call after an interrupt;
+    // waiting for it would delay the exit, so the runtime is left to the exit.
+    runtime.shutdown_background();
+    result
 }
 
 /// Waits for SIGINT or SIGTERM; dropping the run then removes its staging.
