@@ -27,7 +27,7 @@ use super::models::gamma_gamma::GammaGamma;
 use super::models::{Customer, PurchaseKind, PurchaseModel};
 use super::optimize::{Gradient, MinimizeError, Tolerance, minimize};
 
-/// Which model a fit aggregate fits.
+/// Model that a fit aggregate fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FitKind {
     /// A purchase model from frequency, recency and t.
@@ -374,7 +374,7 @@ pub fn fit_purchase(
         PurchaseKind::ParetoNbd => vec![0.0, scale, 0.0, scale],
     };
     let grouped = GroupedRows::new(&customers);
-    // BG/NBD computes value and gradient together; BFGS asks for the gradient at
+    // BG/NBD computes value and gradient together; BFGS requests the gradient at
     // the point whose value it just accepted, so the last evaluation is kept.
     let last: RefCell<Option<(Vec<f64>, Vec<f64>)>> = RefCell::new(None);
     let bgnbd = |theta: &[f64]| {

@@ -87,7 +87,7 @@ impl ScoreCounters {
     }
 }
 
-/// Registers every cra SQL function in `registry`, with counters nobody reads.
+/// Registers every cra SQL function in `registry`, with counters that are not reported.
 ///
 /// Fails when a name is already taken, because registering a name DataFusion
 /// already has would silently replace a built-in function.

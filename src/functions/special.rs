@@ -53,7 +53,7 @@ pub fn digamma(mut x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - series
 }
 
-/// Why 2F1 could not be evaluated.
+/// Reason 2F1 could not be evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hyp2f1Error {
     /// `c` is zero or a negative integer, where 2F1 is undefined.
@@ -307,11 +307,8 @@ mod tests {
             1000.0 + 2.0_f64.ln(),
             1e-15
         ));
-        assert!(close(
-            ln_sub_exp(2.0_f64.ln(), 0.0),
-            0.0_f64.max(1e-300),
-            1.0
-        ));
+        // ln(2 - 1) = 0.
+        assert!(ln_sub_exp(2.0_f64.ln(), 0.0).abs() < 1e-15);
         assert_eq!(ln_sub_exp(1.0, 1.0), f64::NEG_INFINITY);
         assert!(close(
             logistic_of_negative(800.0),
