@@ -72,7 +72,7 @@ pub fn main() -> ExitCode {
             print_functions();
             Ok(())
         }
-        Command::Run(args) => block_on(run(args)),
+        Command::Run(args) => on_large_stack(move || block_on(run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,9 +83,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Stack size of the threads that plan and run a job. DataFusion plans deeply
+/// nested SQL expressions recursively, and the 2 MiB default of worker threads
+/// overflows at a few thousand terms.
+const STACK_BYTES: usize = 64 << 20;
+
 fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_BYTES)
         .build()
         .map_err(|error| {
             Error::run(format!("cannot start the async runtime: {error}"))
@@ -102,6 +108,19 @@ fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error
     // waiting for it would delay the exit, so the runtime is left to the exit.
     runtime.shutdown_background();
     result
+}
+
+/// Runs `work` on a thread with a stack of [`STACK_BYTES`], because the job's SQL
+/// is parsed and planned on the thread that drives the runtime.
+fn on_large_stack(work: impl FnOnce() -> Result<(), Error> + Send + 'static) -> Result<(), Error> {
+    let thread = std::thread::Builder::new()
+        .name("cra-main".to_string())
+        .stack_size(STACK_BYTES)
+        .spawn(work)
+        .map_err(|error| Error::run(format!("cannot start the main thread: {error}")))?;
+    thread.join().unwrap_or_else(|_| {
+        Err(Error::run("internal error: the run stopped on a panic; this is a bug in cra"))
+    })
 }
 
 /// Waits for SIGINT or SIGTERM; dropping the run then removes its staging.
@@ -303,6 +322,15 @@ fn manifest_input(report: &InputReport) -> ManifestInput {
     }
 }
 
+/// Prints one line of the summary to stdout. A closed stdout (`cra run ... | head`)
+/// must not turn a published run into a failure, so write errors are ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn print_summary(
     job: &JobPlan,
     run_id: &str,
@@ -310,7 +338,7 @@ fn print_summary(
     manifests: &[Manifest],
     elapsed: Duration,
 ) {
-    println!(
+    out!(
         "job {} succeeded in {:.2} s (run {run_id})",
         job.name,
         elapsed.as_secs_f64()
@@ -322,7 +350,7 @@ fn print_summary(
         } else {
             "view"
         };
-        println!(
+        out!(
             "  stage  {:width$}  {:>12} rows  {:>8.2} s  {kind}",
             stage.name,
             stage.rows,
@@ -333,7 +361,7 @@ fn print_summary(
         print_invalid(&format!("stage {}", stage.name), &stage.invalid_statistics);
     }
     for (manifest, output) in manifests.iter().zip(&job.outputs) {
-        println!(
+        out!(
             "  output {}  {} rows  {} files  {}",
             manifest.table,
             manifest.rows,
@@ -350,7 +378,7 @@ fn print_summary(
 /// Prints the score functions that met invalid statistics, which scored NULL.
 fn print_invalid(what: &str, counts: &std::collections::BTreeMap<String, u64>) {
     for (function, rows) in counts {
-        println!(
+        out!(
             "  {what}: {function} scored NULL for {rows} rows with invalid statistics"
         );
     }

@@ -112,10 +112,19 @@ impl Location {
     }
 }
 
-fn walk(
+fn walk(dir: &Path, extension: &str, files: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()> {
+    walk_below(dir, extension, files, false)
+}
+
+/// Walks `dir`; `plain` is true below a subfolder whose name is not `column=value`.
+///
+/// DataFusion reads only the files of a folder and of its Hive-style subfolders, so
+/// a data file below any other subfolder is an error instead of a silent omission.
+fn walk_below(
     dir: &Path,
     extension: &str,
     files: &mut Vec<(PathBuf, u64)>,
+    plain: bool,
 ) -> std::io::Result<()> {
     let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
     entries.sort_by_key(|entry| entry.file_name());
@@ -127,8 +136,19 @@ fn walk(
         }
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
-            walk(&entry.path(), extension, files)?;
+            walk_below(&entry.path(), extension, files, plain || !name.contains('='))?;
         } else if name.ends_with(extension) {
+            if plain {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "'{}' is in a subfolder that is not a Hive partition \
+                         (column=value), and such files are not read; move it up or \
+                         name the files with a glob",
+                        entry.path().display()
+                    ),
+                ));
+            }
             files.push((entry.path(), entry.metadata()?.len()));
         }
     }

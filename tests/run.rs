@@ -656,3 +656,67 @@ fn bad_usage_exits_2() {
         .assert_code(2)
         .assert_stderr_contains("error: missing.yaml: job file not found");
 }
+
+#[test]
+fn output_over_job_folder_rejected() {
+    let workspace = Workspace::with_transactions();
+    let job = simple_job("SELECT customer_id FROM transactions").replace("path: out/picked", "path: .");
+    workspace.write("job.yaml", &job);
+    workspace.write("notes.txt", "keep me");
+    let run = workspace.cra(&["run", "job.yaml", "--force"]);
+    run.assert_code(2).assert_stderr_contains("contains the job file's folder");
+    assert!(workspace.path("job.yaml").exists());
+    assert!(workspace.path("notes.txt").exists());
+}
+
+#[test]
+fn csv_headers_must_agree() {
+    let workspace = Workspace::new();
+    workspace.write("csv/a.csv", "amount,id\n10,1\n");
+    workspace.write("csv/b.csv", "id,amount\n2,20\n");
+    workspace.write(
+        "job.yaml",
+        "name: csv\ninputs:\n  t: {path: csv, format: csv}\n\
+         outputs:\n  - {table: t, path: out/t}\n",
+    );
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(2).assert_stderr_contains("CSV files have different header rows");
+    assert!(!workspace.path("out/t").exists());
+}
+
+#[test]
+fn plain_subfolder_files_rejected() {
+    let workspace = Workspace::with_transactions();
+    workspace.copy_from_repo("data/cdnow/transactions.parquet", "in/sub/t.parquet");
+    workspace.write(
+        "job.yaml",
+        "name: sub\ninputs:\n  t: {path: in}\noutputs:\n  - {table: t, path: out/t}\n",
+    );
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(2).assert_stderr_contains("not a Hive partition");
+}
+
+#[test]
+fn deep_expression_does_not_crash() {
+    let workspace = Workspace::with_transactions();
+    let terms = vec!["cds"; 3000].join(" + ");
+    workspace.write("job.yaml", simple_job(&format!("SELECT {terms} AS z FROM transactions")));
+    workspace.cra(&["run", "job.yaml"]).assert_code(0).assert_no_panic();
+}
+
+#[test]
+fn closed_stdout_keeps_success() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", simple_job("SELECT customer_id FROM transactions"));
+    let mut child = cra_command(workspace.root(), &["-q", "run", "job.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing the read end makes every write to stdout fail.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(workspace.path("out/picked/_SUCCESS").exists());
+}

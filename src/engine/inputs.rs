@@ -66,6 +66,10 @@ pub async fn register(
         .with_hint(format!("expected files ending in '{extension}'")));
     }
 
+    if input.format == InputFormat::Csv {
+        check_csv_headers(&context, &files)?;
+    }
+
     let table = listing_table(ctx, input, format, extension)
         .await
         .map_err(|error| {
@@ -86,6 +90,37 @@ pub async fn register(
         files: files.len(),
         bytes: files.iter().map(|(_, size)| size).sum(),
     })
+}
+
+/// Rejects CSV files whose header rows differ, because DataFusion maps CSV columns
+/// by position: a file with the same columns in another order would be misread.
+fn check_csv_headers(context: &str, files: &[(std::path::PathBuf, u64)]) -> Result<(), Error> {
+    use std::io::BufRead;
+    let mut first: Option<(String, &std::path::Path)> = None;
+    for (path, _) in files {
+        let mut header = String::new();
+        let file = std::fs::File::open(path).map_err(|error| {
+            Error::invalid(format!("{context}: cannot read '{}': {error}", path.display()))
+        })?;
+        std::io::BufReader::new(file).read_line(&mut header).map_err(|error| {
+            Error::invalid(format!("{context}: cannot read '{}': {error}", path.display()))
+        })?;
+        let header = header.trim_end_matches(['\r', '\n']).to_string();
+        match &first {
+            None => first = Some((header, path)),
+            Some((expected, first_path)) if *expected != header => {
+                return Err(Error::invalid(format!(
+                    "{context}: CSV files have different header rows: '{}' has '{expected}', \
+                     '{}' has '{header}'",
+                    first_path.display(),
+                    path.display()
+                ))
+                .with_hint("columns are read by position, so every file needs the same header"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 async fn listing_table(

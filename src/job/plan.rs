@@ -570,6 +570,23 @@ impl Resolver<'_> {
                     return None;
                 }
             };
+        // Publishing replaces the whole folder, so it must not hold the job itself.
+        let job_dir = Location::Local {
+            path: self.dir.to_path_buf(),
+            display: display_folder(self.display_dir),
+        };
+        if location.contains(&job_dir) {
+            self.problem(
+                &spec.path,
+                format!(
+                    "output '{table}': path '{}' contains the job file's folder, which \
+                     publishing would replace",
+                    location.display()
+                ),
+                Some("write outputs to a folder of their own, such as '../out/NAME'".to_string()),
+            );
+            return None;
+        }
         for input in inputs {
             if input.location.contains(&location) || location.contains(&input.location) {
                 self.problem(
