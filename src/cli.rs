@@ -112,14 +112,18 @@ fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error
 
 /// Runs `work` on a thread with a stack of [`STACK_BYTES`], because the job's SQL
 /// is parsed and planned on the thread that drives the runtime.
-fn on_large_stack(work: impl FnOnce() -> Result<(), Error> + Send + 'static) -> Result<(), Error> {
+fn on_large_stack(
+    work: impl FnOnce() -> Result<(), Error> + Send + 'static,
+) -> Result<(), Error> {
     let thread = std::thread::Builder::new()
         .name("cra-main".to_string())
         .stack_size(STACK_BYTES)
         .spawn(work)
         .map_err(|error| Error::run(format!("cannot start the main thread: {error}")))?;
     thread.join().unwrap_or_else(|_| {
-        Err(Error::run("internal error: the run stopped on a panic; this is a bug in cra"))
+        Err(Error::run(
+            "internal error: the run stopped on a panic; this is a bug in cra",
+        ))
     })
 }
 
@@ -378,9 +382,7 @@ fn print_summary(
 /// Prints the score functions that met invalid statistics, which scored NULL.
 fn print_invalid(what: &str, counts: &std::collections::BTreeMap<String, u64>) {
     for (function, rows) in counts {
-        out!(
-            "  {what}: {function} scored NULL for {rows} rows with invalid statistics"
-        );
+        out!("  {what}: {function} scored NULL for {rows} rows with invalid statistics");
     }
 }
 

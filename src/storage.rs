@@ -112,7 +112,11 @@ impl Location {
     }
 }
 
-fn walk(dir: &Path, extension: &str, files: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()> {
+fn walk(
+    dir: &Path,
+    extension: &str,
+    files: &mut Vec<(PathBuf, u64)>,
+) -> std::io::Result<()> {
     walk_below(dir, extension, files, false)
 }
 
@@ -136,7 +140,12 @@ fn walk_below(
         }
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
-            walk_below(&entry.path(), extension, files, plain || !name.contains('='))?;
+            walk_below(
+                &entry.path(),
+                extension,
+                files,
+                plain || !name.contains('='),
+            )?;
         } else if name.ends_with(extension) {
             if plain {
                 return Err(std::io::Error::new(

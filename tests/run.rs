@@ -660,11 +660,13 @@ fn bad_usage_exits_2() {
 #[test]
 fn output_over_job_folder_rejected() {
     let workspace = Workspace::with_transactions();
-    let job = simple_job("SELECT customer_id FROM transactions").replace("path: out/picked", "path: .");
+    let job = simple_job("SELECT customer_id FROM transactions")
+        .replace("path: out/picked", "path: .");
     workspace.write("job.yaml", &job);
     workspace.write("notes.txt", "keep me");
     let run = workspace.cra(&["run", "job.yaml", "--force"]);
-    run.assert_code(2).assert_stderr_contains("contains the job file's folder");
+    run.assert_code(2)
+        .assert_stderr_contains("contains the job file's folder");
     assert!(workspace.path("job.yaml").exists());
     assert!(workspace.path("notes.txt").exists());
 }
@@ -680,7 +682,8 @@ fn csv_headers_must_agree() {
          outputs:\n  - {table: t, path: out/t}\n",
     );
     let run = workspace.cra(&["run", "job.yaml"]);
-    run.assert_code(2).assert_stderr_contains("CSV files have different header rows");
+    run.assert_code(2)
+        .assert_stderr_contains("CSV files have different header rows");
     assert!(!workspace.path("out/t").exists());
 }
 
@@ -693,21 +696,31 @@ fn plain_subfolder_files_rejected() {
         "name: sub\ninputs:\n  t: {path: in}\noutputs:\n  - {table: t, path: out/t}\n",
     );
     let run = workspace.cra(&["run", "job.yaml"]);
-    run.assert_code(2).assert_stderr_contains("not a Hive partition");
+    run.assert_code(2)
+        .assert_stderr_contains("not a Hive partition");
 }
 
 #[test]
 fn deep_expression_does_not_crash() {
     let workspace = Workspace::with_transactions();
     let terms = vec!["cds"; 3000].join(" + ");
-    workspace.write("job.yaml", simple_job(&format!("SELECT {terms} AS z FROM transactions")));
-    workspace.cra(&["run", "job.yaml"]).assert_code(0).assert_no_panic();
+    workspace.write(
+        "job.yaml",
+        simple_job(&format!("SELECT {terms} AS z FROM transactions")),
+    );
+    workspace
+        .cra(&["run", "job.yaml"])
+        .assert_code(0)
+        .assert_no_panic();
 }
 
 #[test]
 fn closed_stdout_keeps_success() {
     let workspace = Workspace::with_transactions();
-    workspace.write("job.yaml", simple_job("SELECT customer_id FROM transactions"));
+    workspace.write(
+        "job.yaml",
+        simple_job("SELECT customer_id FROM transactions"),
+    );
     let mut child = cra_command(workspace.root(), &["-q", "run", "job.yaml"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -719,4 +732,21 @@ fn closed_stdout_keeps_success() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(workspace.path("out/picked/_SUCCESS").exists());
+}
+
+#[test]
+fn empty_materialized_stage_runs() {
+    let workspace = Workspace::with_main_job();
+    let run = workspace.cra(&[
+        "run",
+        "jobs/customer_value.yaml",
+        "--param",
+        "as_of=1996-01-01",
+    ]);
+    run.assert_code(0).assert_no_panic();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(workspace.path("out/customer_value/_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["rows"], 0);
 }

@@ -94,17 +94,28 @@ pub async fn register(
 
 /// Rejects CSV files whose header rows differ, because DataFusion maps CSV columns
 /// by position: a file with the same columns in another order would be misread.
-fn check_csv_headers(context: &str, files: &[(std::path::PathBuf, u64)]) -> Result<(), Error> {
+fn check_csv_headers(
+    context: &str,
+    files: &[(std::path::PathBuf, u64)],
+) -> Result<(), Error> {
     use std::io::BufRead;
     let mut first: Option<(String, &std::path::Path)> = None;
     for (path, _) in files {
         let mut header = String::new();
         let file = std::fs::File::open(path).map_err(|error| {
-            Error::invalid(format!("{context}: cannot read '{}': {error}", path.display()))
+            Error::invalid(format!(
+                "{context}: cannot read '{}': {error}",
+                path.display()
+            ))
         })?;
-        std::io::BufReader::new(file).read_line(&mut header).map_err(|error| {
-            Error::invalid(format!("{context}: cannot read '{}': {error}", path.display()))
-        })?;
+        std::io::BufReader::new(file)
+            .read_line(&mut header)
+            .map_err(|error| {
+                Error::invalid(format!(
+                    "{context}: cannot read '{}': {error}",
+                    path.display()
+                ))
+            })?;
         let header = header.trim_end_matches(['\r', '\n']).to_string();
         match &first {
             None => first = Some((header, path)),

@@ -314,11 +314,21 @@ impl Engine {
         plan: LogicalPlan,
         dir: &Path,
     ) -> Result<u64, Error> {
+        let schema = Arc::clone(plan.schema().inner());
         let frame = DataFrame::new(self.ctx.state(), plan);
         let rows = write_parquet(frame, dir, &[])
             .await
             .map_err(|error| sql::execution_error(job, stage, error))?;
         self.ctx.deregister_table(stage.name.as_str()).ok();
+        if rows == 0 {
+            // No file was written, so later stages read an empty table of the
+            // stage's schema.
+            let empty = datafusion::datasource::empty::EmptyTable::new(schema);
+            self.ctx
+                .register_table(stage.name.as_str(), Arc::new(empty))
+                .map_err(|error| sql::execution_error(job, stage, error))?;
+            return Ok(0);
+        }
         let location = format!("{}/", dir.display());
         self.ctx
             .register_parquet(

@@ -583,7 +583,10 @@ impl Resolver<'_> {
                      publishing would replace",
                     location.display()
                 ),
-                Some("write outputs to a folder of their own, such as '../out/NAME'".to_string()),
+                Some(
+                    "write outputs to a folder of their own, such as '../out/NAME'"
+                        .to_string(),
+                ),
             );
             return None;
         }
