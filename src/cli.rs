@@ -50,7 +50,7 @@ struct RunArgs {
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
 
-    /// Replaces an output folder even when it holds no earlier cra output.
+    /// Replaces an output folder even when it contains no earlier cra output.
     #[arg(long)]
     force: bool,
 }

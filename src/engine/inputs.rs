@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::job::spec::InputFormat;
 use crate::job::{InputPlan, JobPlan};
 
-/// What an input held when the run read its schema.
+/// Files and bytes of an input when the run read its schema.
 #[derive(Debug, Clone)]
 pub struct InputReport {
     /// Table name.
