@@ -330,3 +330,29 @@ fn spend_and_clv_match_lifetimes() {
         );
     }
 }
+
+#[test]
+fn score_rejects_other_models_struct() {
+    let workspace = calibration_workspace();
+    workspace.write(
+        "mix.yaml",
+        r#"name: mix
+inputs:
+  summary: {path: data/cdnow/cdnow_customers_summary.csv, format: csv}
+stages:
+  - name: fitted
+    query: SELECT mbgnbd_fit(frequency, recency, "T") AS model FROM summary
+  - name: scored
+    query: |
+      SELECT bgnbd_p_alive(s.frequency, s.recency, s."T", f.model) AS p
+      FROM summary s CROSS JOIN fitted f
+outputs:
+  - {table: scored, path: out/scored}
+"#,
+    );
+    let run = workspace.cra(&["run", "mix.yaml"]);
+    run.assert_code(1)
+        .assert_no_panic()
+        .assert_stderr_contains("the model struct is a 'mbgnbd' model, not 'bgnbd'");
+    assert!(!workspace.path("out/scored").exists());
+}

@@ -255,6 +255,29 @@ impl ModelColumns {
     }
 }
 
+/// Fails when a struct's `model` field names another purchase model, such as an
+/// MBG/NBD fit passed to a BG/NBD score, whose parameters share names but not
+/// meaning.
+fn check_model_name(kind: PurchaseKind, array: &ArrayRef) -> Result<()> {
+    let Some(column) = array
+        .as_struct_opt()
+        .and_then(|s| s.column_by_name("model"))
+    else {
+        return Ok(());
+    };
+    let text = cast(column, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    for name in text.iter().flatten() {
+        if name != kind.name() {
+            return exec_err!(
+                "the model struct is a '{name}' model, not '{}'; use the {name} functions",
+                kind.name()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn field_as_f64(model: &StructArray, name: &str) -> Result<Float64Array> {
     let Some(column) = model.column_by_name(name) else {
         return exec_err!("model struct lacks field '{name}'");
@@ -307,6 +330,7 @@ fn p_alive(
     let stats: Vec<&Float64Array> =
         arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
     let model = ModelColumns::extract(&arrays[3], &kind.params())?;
+    check_model_name(kind, &arrays[3])?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
         let value = model
@@ -329,6 +353,7 @@ fn expected_purchases(
     let stats: Vec<&Float64Array> =
         arrays[1..4].iter().map(numeric).collect::<Result<_>>()?;
     let model = ModelColumns::extract(&arrays[4], &kind.params())?;
+    check_model_name(kind, &arrays[4])?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
         let value = model
