@@ -367,8 +367,16 @@ pub fn fit_purchase(
         .collect();
     let total: f64 = customers.iter().map(|c| c.1).sum();
     let max_t = customers.iter().map(|c| c.0.t).fold(0.0, f64::max);
+    if max_t <= 0.0 {
+        // With no time observed the likelihood is flat, and any parameters fit.
+        return Err(
+            "every customer has t = 0, so there is nothing to fit; check that \
+                    the observation end is after the first purchases"
+                .to_string(),
+        );
+    }
     // Scale parameters start at a tenth of the longest observation, the others at 1.
-    let scale = (max_t / 10.0).max(1e-6).ln();
+    let scale = (max_t / 10.0).ln();
     let start = match kind {
         PurchaseKind::BgNbd | PurchaseKind::MbgNbd => vec![0.0, scale, 0.0, 0.0],
         PurchaseKind::ParetoNbd => vec![0.0, scale, 0.0, scale],
@@ -627,6 +635,13 @@ mod tests {
             .collect();
         left.merge_batch(&state).unwrap();
         assert_eq!(left.evaluate().unwrap(), whole.evaluate().unwrap());
+    }
+
+    #[test]
+    fn fit_without_observed_time_fails() {
+        let rows = vec![([0.0, 0.0, 0.0], 5.0)];
+        let error = fit_purchase(PurchaseKind::BgNbd, &rows).unwrap_err();
+        assert!(error.contains("every customer has t = 0"), "{error}");
     }
 
     #[test]
