@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 use super::models::gamma_gamma::GammaGamma;
 use super::models::{Customer, PurchaseKind, PurchaseModel};
 
-/// What a score function computes.
+/// Kind of score function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScoreKind {
     /// `<model>_p_alive(frequency, recency, t, model)`.
@@ -162,7 +162,7 @@ impl ScalarUDFImpl for ScoreUdf {
     }
 }
 
-/// What a model argument must describe.
+/// Model that a model argument must describe.
 #[derive(Debug, Clone, Copy)]
 enum ModelRole {
     Purchase(PurchaseKind),
@@ -327,20 +327,14 @@ fn p_alive(
     rows: usize,
     invalid: &mut u64,
 ) -> Result<Float64Array> {
-    let stats: Vec<&Float64Array> =
-        arrays[..3].iter().map(numeric).collect::<Result<_>>()?;
-    let model = ModelColumns::extract(&arrays[3], &kind.params())?;
-    check_model_name(kind, &arrays[3])?;
-    let mut out = Float64Builder::with_capacity(rows);
-    for row in 0..rows {
-        let value = model
-            .params::<4>(row)
-            .and_then(|params| PurchaseModel::new(kind, params))
-            .zip(customer(&stats, row, invalid))
-            .and_then(|(model, customer)| model.p_alive(&customer));
-        out.append_option(finite(value));
-    }
-    Ok(out.finish())
+    score_purchase(
+        kind,
+        &arrays[..3],
+        &arrays[3],
+        rows,
+        invalid,
+        |model, customer, _| model.p_alive(customer),
+    )
 }
 
 fn expected_purchases(
@@ -350,18 +344,36 @@ fn expected_purchases(
     invalid: &mut u64,
 ) -> Result<Float64Array> {
     let horizon = numeric(&arrays[0])?;
-    let stats: Vec<&Float64Array> =
-        arrays[1..4].iter().map(numeric).collect::<Result<_>>()?;
-    let model = ModelColumns::extract(&arrays[4], &kind.params())?;
-    check_model_name(kind, &arrays[4])?;
+    score_purchase(
+        kind,
+        &arrays[1..4],
+        &arrays[4],
+        rows,
+        invalid,
+        |model, customer, row| model.expected_purchases(at(horizon, row)?, customer),
+    )
+}
+
+/// Scores every row with a purchase model: `stats` are the frequency, recency and
+/// t columns, `model` the struct column, and `score` the quantity per row.
+fn score_purchase(
+    kind: PurchaseKind,
+    stats: &[ArrayRef],
+    model: &ArrayRef,
+    rows: usize,
+    invalid: &mut u64,
+    score: impl Fn(&PurchaseModel, &Customer, usize) -> Option<f64>,
+) -> Result<Float64Array> {
+    let stats: Vec<&Float64Array> = stats.iter().map(numeric).collect::<Result<_>>()?;
+    let params = ModelColumns::extract(model, &kind.params())?;
+    check_model_name(kind, model)?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
-        let value = model
+        let value = params
             .params::<4>(row)
             .and_then(|params| PurchaseModel::new(kind, params))
             .zip(customer(&stats, row, invalid))
-            .zip(at(horizon, row))
-            .and_then(|((model, customer), h)| model.expected_purchases(h, &customer));
+            .and_then(|(model, customer)| score(&model, &customer, row));
         out.append_option(finite(value));
     }
     Ok(out.finish())
