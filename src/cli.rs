@@ -104,8 +104,8 @@ fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error
             ))),
         }
     });
-    // A worker thread may still be inside a long function call after an interrupt;
-    // waiting for it would delay the exit, so the runtime is left to the exit.
+    // A worker thread may still be inside a long function call after an interrupt.
+    // Waiting for it would delay the exit, so the runtime is left to the exit.
     runtime.shutdown_background();
     result
 }

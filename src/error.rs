@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-/// How a failure ends the process.
+/// Exit kind of a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
     /// The run failed while reading, computing or writing data (exit 1).

@@ -15,7 +15,7 @@ pub struct Minimum {
     pub iterations: usize,
 }
 
-/// Why [`minimize`] stopped without a minimum.
+/// Reason [`minimize`] stopped without a minimum.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MinimizeError {
     /// The objective is not finite at the start.

@@ -41,7 +41,7 @@ impl Customer {
     }
 }
 
-/// Which purchase model a struct describes, as stored in its `model` field.
+/// Purchase model of a struct, as named in its `model` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PurchaseKind {
     /// BG/NBD with r, alpha, a, b.
