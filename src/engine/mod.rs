@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{SchemaRef, UInt64Type};
+use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::{Column, ParamValues};
 use datafusion::config::TableParquetOptions;
@@ -400,6 +400,18 @@ async fn write_parquet(
     std::fs::create_dir_all(dir)?;
     let mut parquet = TableParquetOptions::default();
     parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
+    // Scores and sums are floats that rarely repeat: a dictionary would cost time
+    // to build and be dropped by the writer once full, and zstd compresses the
+    // values that do repeat.
+    for field in frame.schema().fields() {
+        if matches!(field.data_type(), DataType::Float32 | DataType::Float64) {
+            let column = parquet
+                .column_specific_options
+                .entry(field.name().clone())
+                .or_default();
+            column.dictionary_enabled = Some(false);
+        }
+    }
     let options = DataFrameWriteOptions::new()
         .with_single_file_output(false)
         .with_partition_by(partition_by.to_vec());

@@ -9,23 +9,26 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray, StringArray,
     StructArray,
 };
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 use datafusion::scalar::ScalarValue;
 
-use super::likelihood::{self, GroupedRows};
+use super::likelihood::{self, GroupedRows, RowHasher};
 use super::models::gamma_gamma::GammaGamma;
 use super::models::{Customer, PurchaseKind, PurchaseModel};
-use super::optimize::{Gradient, MinimizeError, Tolerance, minimize};
+use super::optimize::{
+    Gradient, MinimizeError, Minimum, Tolerance, minimize, minimize_from,
+};
 
 /// Model that a fit aggregate fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,34 +148,16 @@ impl AggregateUDFImpl for FitUdf {
     }
 }
 
-/// A multiplicative hash for row keys: the keys are float bits chosen by the data,
-/// not by an attacker, and SipHash dominated the accumulator's time.
-#[derive(Debug, Default)]
-struct RowHasher(u64);
-
-impl Hasher for RowHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
 /// Distinct input rows, each with the number of customers that share it.
 #[derive(Debug)]
 struct FitAccumulator {
     kind: FitKind,
+    /// Rows added by `update_batch`, by the bits of their values.
     rows: HashMap<[u64; 3], f64, BuildHasherDefault<RowHasher>>,
+    /// Rows of merged partial states, each state's rows distinct but a row may
+    /// recur across states; `sorted_rows` combines them. Appending them is
+    /// cheaper than a hash insert each, and the fit sorts the rows anyway.
+    merged: Vec<([f64; 3], f64)>,
     excluded: i64,
 }
 
@@ -181,6 +166,7 @@ impl FitAccumulator {
         Self {
             kind,
             rows: HashMap::default(),
+            merged: Vec::new(),
             excluded: 0,
         }
     }
@@ -212,14 +198,31 @@ impl FitAccumulator {
         *self.rows.entry(key).or_insert(0.0) += weight;
     }
 
+    /// Returns the distinct rows in order of their values, equal rows combined.
     fn sorted_rows(&self) -> Vec<([f64; 3], f64)> {
-        let mut rows: Vec<([f64; 3], f64)> = self
-            .rows
-            .iter()
-            .map(|(key, weight)| (key.map(f64::from_bits), *weight))
-            .collect();
-        rows.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-        rows
+        let mut rows: Vec<([f64; 3], f64)> =
+            Vec::with_capacity(self.rows.len() + self.merged.len());
+        rows.extend(
+            self.rows
+                .iter()
+                .map(|(key, weight)| (key.map(f64::from_bits), *weight)),
+        );
+        rows.extend_from_slice(&self.merged);
+        // Keys hold no NaN (rows with NaN are excluded), so the order is total.
+        rows.sort_unstable_by(|a, b| {
+            a.0[0]
+                .total_cmp(&b.0[0])
+                .then(a.0[1].total_cmp(&b.0[1]))
+                .then(a.0[2].total_cmp(&b.0[2]))
+        });
+        let mut combined: Vec<([f64; 3], f64)> = Vec::with_capacity(rows.len());
+        for (key, weight) in rows {
+            match combined.last_mut() {
+                Some(last) if last.0 == key => last.1 += weight,
+                _ => combined.push((key, weight)),
+            }
+        }
+        combined
     }
 }
 
@@ -264,15 +267,15 @@ impl Accumulator for FitAccumulator {
             let values: Vec<ArrayRef> = lists.iter().map(|l| l.value(index)).collect();
             let columns: Vec<&Float64Array> =
                 values.iter().map(float_column).collect::<Result<_>>()?;
-            for row in 0..columns[0].len() {
+            self.merged.extend((0..columns[0].len()).map(|row| {
                 let key = [
                     columns[0].value(row),
                     columns[1].value(row),
                     columns[2].value(row),
                 ]
-                .map(|v| (v + 0.0).to_bits());
-                *self.rows.entry(key).or_insert(0.0) += columns[3].value(row);
-            }
+                .map(|v| v + 0.0);
+                (key, columns[3].value(row))
+            }));
             if excluded.is_valid(index) {
                 self.excluded += excluded.value(index);
             }
@@ -281,16 +284,20 @@ impl Accumulator for FitAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        // Unsorted: `evaluate` sorts after the merge.
-        let rows: Vec<([f64; 3], f64)> = self
-            .rows
-            .iter()
-            .map(|(key, weight)| (key.map(f64::from_bits), *weight))
-            .collect();
+        let rows = if self.merged.is_empty() {
+            // Unsorted: `evaluate` sorts after the merge.
+            self.rows
+                .iter()
+                .map(|(key, weight)| (key.map(f64::from_bits), *weight))
+                .collect()
+        } else {
+            self.sorted_rows()
+        };
         let list = |values: Vec<f64>| {
-            let array = ListArray::from_iter_primitive::<Float64Type, _, _>(vec![Some(
-                values.into_iter().map(Some),
-            )]);
+            let values = Float64Array::from(values);
+            let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+            let offsets = OffsetBuffer::from_lengths([values.len()]);
+            let array = ListArray::new(field, offsets, Arc::new(values), None);
             ScalarValue::List(Arc::new(array))
         };
         Ok(vec![
@@ -322,7 +329,9 @@ impl Accumulator for FitAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.rows.capacity() * (3 * 8 + 8 + 8)
+        std::mem::size_of_val(self)
+            + self.rows.capacity() * (3 * 8 + 8 + 8)
+            + self.merged.capacity() * std::mem::size_of::<([f64; 3], f64)>()
     }
 }
 
@@ -361,6 +370,16 @@ pub fn fit_purchase(
     kind: PurchaseKind,
     rows: &[([f64; 3], f64)],
 ) -> Result<Fitted, String> {
+    fit_purchase_warm_above(kind, rows, WARM_START_ROWS)
+}
+
+/// [`fit_purchase`], fitting a sample first when there are more than
+/// `warm_start_rows` distinct rows.
+fn fit_purchase_warm_above(
+    kind: PurchaseKind,
+    rows: &[([f64; 3], f64)],
+    warm_start_rows: usize,
+) -> Result<Fitted, String> {
     let customers: Vec<(Customer, f64)> = rows
         .iter()
         .filter_map(|([x, t_x, t], w)| Customer::checked(*x, *t_x, *t).map(|c| (c, *w)))
@@ -381,7 +400,70 @@ pub fn fit_purchase(
         PurchaseKind::BgNbd | PurchaseKind::MbgNbd => vec![0.0, scale, 0.0, 0.0],
         PurchaseKind::ParetoNbd => vec![0.0, scale, 0.0, scale],
     };
-    let grouped = GroupedRows::new(&customers);
+    let started = std::time::Instant::now();
+    // On many distinct rows, a fit on a sample of them finds the neighbourhood of
+    // the maximum and the curvature there cheaply; the full fit then converges
+    // in a few near-Newton steps. Without a sample fit, the full fit starts cold.
+    let warm = (customers.len() > warm_start_rows)
+        .then(|| {
+            let sample = sample_rows(&customers, SAMPLE_ROWS.min(customers.len() / 4));
+            minimize_purchase(kind, &sample, &start, None, SAMPLE_TOLERANCE).ok()
+        })
+        .flatten();
+    let sample_iterations = warm.as_ref().map_or(0, |m| m.iterations);
+    let minimum = match &warm {
+        Some(first) => minimize_purchase(
+            kind,
+            &customers,
+            &first.x,
+            Some(&first.inverse_hessian),
+            TOLERANCE,
+        )
+        .or_else(|_| minimize_purchase(kind, &customers, &start, None, TOLERANCE)),
+        None => minimize_purchase(kind, &customers, &start, None, TOLERANCE),
+    }
+    .map_err(|error| {
+        describe_failure(
+            error,
+            "check that frequency, recency and t share one time unit",
+        )
+    })?;
+    tracing::debug!(
+        model = kind.name(),
+        distinct_rows = customers.len(),
+        sample_iterations,
+        iterations = minimum.iterations,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "fit converged"
+    );
+    Ok(Fitted {
+        params: minimum.x.iter().map(|v| v.exp()).collect(),
+        log_likelihood: -minimum.value * total,
+    })
+}
+
+/// Distinct rows above which a purchase fit first fits a sample of them.
+const WARM_START_ROWS: usize = 40_000;
+
+/// Distinct rows in that sample, about.
+const SAMPLE_ROWS: usize = 10_000;
+
+/// The sample fit only has to come near the maximum.
+const SAMPLE_TOLERANCE: Tolerance = Tolerance {
+    gradient: 1e-6,
+    max_iterations: 1000,
+};
+
+/// Minimises a purchase model's mean negative log-likelihood over `customers`.
+fn minimize_purchase(
+    kind: PurchaseKind,
+    customers: &[(Customer, f64)],
+    start: &[f64],
+    inverse_hessian: Option<&[f64]>,
+    tolerance: Tolerance,
+) -> Result<Minimum, MinimizeError> {
+    let total: f64 = customers.iter().map(|c| c.1).sum();
+    let grouped = GroupedRows::new(customers);
     // BG/NBD computes value and gradient together; BFGS requests the gradient at
     // the point whose value it just accepted, so the last evaluation is kept.
     let last: RefCell<Option<(Vec<f64>, Vec<f64>)>> = RefCell::new(None);
@@ -394,7 +476,7 @@ pub fn fit_purchase(
         PurchaseKind::BgNbd => bgnbd(theta),
         PurchaseKind::ParetoNbd => likelihood::pareto_nbd(&grouped, theta),
         PurchaseKind::MbgNbd => {
-            mean_negative_ln_likelihood(kind, &customers, total, theta)
+            mean_negative_ln_likelihood(kind, customers, total, theta)
         }
     };
     let analytic = |theta: &[f64]| {
@@ -409,24 +491,30 @@ pub fn fit_purchase(
         PurchaseKind::BgNbd => Some(&analytic),
         PurchaseKind::ParetoNbd | PurchaseKind::MbgNbd => None,
     };
-    let started = std::time::Instant::now();
-    let minimum = minimize(&objective, gradient, &start, TOLERANCE).map_err(|error| {
-        describe_failure(
-            error,
-            "check that frequency, recency and t share one time unit",
-        )
-    })?;
-    tracing::debug!(
-        model = kind.name(),
-        distinct_rows = customers.len(),
-        iterations = minimum.iterations,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "fit converged"
-    );
-    Ok(Fitted {
-        params: minimum.x.iter().map(|v| v.exp()).collect(),
-        log_likelihood: -minimum.value * total,
-    })
+    minimize_from(&objective, gradient, start, inverse_hessian, tolerance)
+}
+
+/// Returns about `target` of the distinct rows, each standing for the customers
+/// of the rows left out beside it: rows that carry at least as many customers as
+/// a sampled row would are all kept, and every k-th of the others is kept with
+/// its weight multiplied by k. The choice depends only on the rows' order, so a
+/// fit stays deterministic.
+fn sample_rows(customers: &[(Customer, f64)], target: usize) -> Vec<(Customer, f64)> {
+    let every = customers.len().div_ceil(target).max(1);
+    let heavy = every as f64;
+    let mut light = 0usize;
+    let mut sample = Vec::with_capacity(target * 2);
+    for (customer, weight) in customers {
+        if *weight >= heavy {
+            sample.push((*customer, *weight));
+        } else {
+            if light.is_multiple_of(every) {
+                sample.push((*customer, weight * heavy));
+            }
+            light += 1;
+        }
+    }
+    sample
 }
 
 /// Returns the mean negative log-likelihood per customer from the per-customer
@@ -533,11 +621,7 @@ mod tests {
                 .collect();
             accumulator.add([Some(v[0]), Some(v[3]), Some(0.0)], 1.0);
         }
-        accumulator
-            .rows
-            .iter()
-            .map(|(k, w)| (k.map(f64::from_bits), *w))
-            .collect()
+        accumulator.sorted_rows()
     }
 
     fn assert_near(name: &str, actual: f64, expected: f64, tolerance: f64) {
@@ -609,6 +693,44 @@ mod tests {
         assert_near("v", v, 15.44, 0.01);
         // Population mean spend with the unrounded estimates.
         assert_near("mean spend", p * v / (q - 1.0), 35.17, 5e-3);
+    }
+
+    #[test]
+    fn warm_start_finds_the_same_fit() {
+        let rows = calibration_rows();
+        for kind in [
+            PurchaseKind::BgNbd,
+            PurchaseKind::ParetoNbd,
+            PurchaseKind::MbgNbd,
+        ] {
+            let cold = fit_purchase_warm_above(kind, &rows, usize::MAX).unwrap();
+            let warm = fit_purchase_warm_above(kind, &rows, 0).unwrap();
+            for (name, (w, c)) in kind
+                .params()
+                .iter()
+                .zip(warm.params.iter().zip(&cold.params))
+            {
+                assert!(
+                    ((w - c) / c).abs() < 1e-6,
+                    "{} {name}: warm {w} against cold {c}",
+                    kind.name()
+                );
+            }
+            assert!((warm.log_likelihood - cold.log_likelihood).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn sample_keeps_heavy_rows_and_every_kth_light_row() {
+        let customer = |x: f64| Customer::checked(x, x, 10.0).unwrap();
+        let rows: Vec<(Customer, f64)> = (0..10)
+            .map(|i| (customer(f64::from(i)), if i == 4 { 7.0 } else { 1.0 }))
+            .collect();
+        let sample = sample_rows(&rows, 3);
+        // Every 4th light row stands for 4 customers; the row of 7 stays whole.
+        let kept: Vec<(f64, f64)> =
+            sample.iter().map(|(c, w)| (c.frequency, *w)).collect();
+        assert_eq!(kept, vec![(0.0, 4.0), (4.0, 7.0), (5.0, 4.0), (9.0, 4.0)]);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Minimum {
     pub value: f64,
     /// BFGS iterations taken.
     pub iterations: usize,
+    /// Estimate of the inverse Hessian there, row-major; a later minimisation of
+    /// a similar objective can start from it.
+    pub inverse_hessian: Vec<f64>,
 }
 
 /// Reason [`minimize`] stopped without a minimum.
@@ -52,6 +55,19 @@ pub fn minimize(
     start: &[f64],
     tolerance: Tolerance,
 ) -> Result<Minimum, MinimizeError> {
+    minimize_from(objective, gradient, start, None, tolerance)
+}
+
+/// Like [`minimize`], with an estimate of the inverse Hessian at `start` (row-major)
+/// in place of the identity: from the minimum of a similar objective, BFGS then
+/// takes near-Newton steps from the first iteration.
+pub fn minimize_from(
+    objective: &dyn Fn(&[f64]) -> f64,
+    gradient: Option<Gradient<'_>>,
+    start: &[f64],
+    inverse_hessian: Option<&[f64]>,
+    tolerance: Tolerance,
+) -> Result<Minimum, MinimizeError> {
     let n = start.len();
     let grad = |x: &[f64]| match gradient {
         Some(g) => g(x),
@@ -64,7 +80,10 @@ pub fn minimize(
     }
     let mut g = grad(&x);
     // Inverse Hessian estimate, row-major.
-    let mut h = identity(n);
+    let mut h = match inverse_hessian {
+        Some(h) if h.len() == n * n && h.iter().all(|v| v.is_finite()) => h.to_vec(),
+        _ => identity(n),
+    };
     let mut stalled = 0;
     for iteration in 0..tolerance.max_iterations {
         let largest = max_abs(&g);
@@ -73,6 +92,7 @@ pub fn minimize(
                 x,
                 value,
                 iterations: iteration,
+                inverse_hessian: h,
             });
         }
         let mut direction: Vec<f64> = (0..n)
@@ -118,6 +138,7 @@ pub fn minimize(
                 x,
                 value,
                 iterations: iteration + 1,
+                inverse_hessian: h,
             });
         }
     }

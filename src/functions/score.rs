@@ -5,6 +5,9 @@
 //! NULL argument, invalid statistics or invalid parameters give NULL, never NaN or
 //! infinity.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +20,9 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::likelihood::RowHasher;
 use super::models::gamma_gamma::GammaGamma;
-use super::models::{Customer, PurchaseKind, PurchaseModel};
+use super::models::{Customer, PurchaseKind, PurchaseModel, expected_from_parts};
 
 /// Kind of score function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -350,8 +354,60 @@ fn expected_purchases(
         &arrays[4],
         rows,
         invalid,
-        |model, customer, row| model.expected_purchases(at(horizon, row)?, customer),
+        |model, customer, row| {
+            let horizon = at(horizon, row)?;
+            let if_alive = IfAliveMemo::lookup(model, horizon, customer)?;
+            if horizon == 0.0 {
+                return Some(0.0);
+            }
+            expected_from_parts(if_alive, model.p_alive(customer)?)
+        },
     )
+}
+
+/// Expected purchases of active customers under one model, by horizon,
+/// frequency and t.
+///
+/// The value does not depend on recency, and customers share frequency and t
+/// (t takes one value per first-purchase day), so a scored table needs few
+/// distinct ones; for BG/NBD and MBG/NBD each is a 2F1 series. Each thread keeps
+/// one memo across batches; it starts afresh when the model changes or it is full.
+#[derive(Debug, Default)]
+struct IfAliveMemo {
+    model: Option<(PurchaseKind, [u64; 4])>,
+    values: HashMap<[u64; 3], Option<f64>, BuildHasherDefault<RowHasher>>,
+}
+
+thread_local! {
+    static IF_ALIVE_MEMO: RefCell<IfAliveMemo> = RefCell::new(IfAliveMemo::default());
+}
+
+impl IfAliveMemo {
+    /// Distinct values kept at most.
+    const CAPACITY: usize = 1 << 16;
+
+    /// Returns the memo value, computing it on a miss, on this thread's memo.
+    fn lookup(model: &PurchaseModel, horizon: f64, customer: &Customer) -> Option<f64> {
+        IF_ALIVE_MEMO.with(|memo| memo.borrow_mut().get(model, horizon, customer))
+    }
+
+    fn get(
+        &mut self,
+        model: &PurchaseModel,
+        horizon: f64,
+        customer: &Customer,
+    ) -> Option<f64> {
+        let (kind, params) = model.params();
+        let identity = (kind, params.map(f64::to_bits));
+        if self.model != Some(identity) || self.values.len() >= Self::CAPACITY {
+            self.model = Some(identity);
+            self.values.clear();
+        }
+        let key = [horizon, customer.frequency, customer.t].map(f64::to_bits);
+        *self.values.entry(key).or_insert_with(|| {
+            model.expected_purchases_if_alive(horizon, customer.frequency, customer.t)
+        })
+    }
 }
 
 /// Scores every row with a purchase model: `stats` are the frequency, recency and
@@ -500,9 +556,11 @@ fn clv(arrays: &[ArrayRef], rows: usize, invalid: &mut u64) -> Result<Float64Arr
             }
             let mut total = 0.0;
             let mut previous = 0.0;
+            let p_alive = model.p_alive(&customer)?;
             for month in 1..=(months as u32) {
-                let cumulative =
-                    model.expected_purchases(f64::from(month) * periods, &customer)?;
+                let horizon = f64::from(month) * periods;
+                let if_alive = IfAliveMemo::lookup(&model, horizon, &customer)?;
+                let cumulative = expected_from_parts(if_alive, p_alive)?;
                 let discount = (1.0 + rate).powi(month as i32);
                 total += per_purchase * (cumulative - previous) / discount;
                 previous = cumulative;

@@ -57,8 +57,10 @@ impl BgNbd {
             return f64::NEG_INFINITY;
         }
         let Self { r, alpha, a, b } = *self;
-        a.ln() - (b + x - 1.0).ln()
-            + (r + x) * ((alpha + c.t).ln() - (alpha + c.recency).ln())
+        // ln((alpha + T) / (alpha + t_x)) as ln_1p of the gap: one logarithm, and
+        // exact when T - t_x is small against alpha + t_x.
+        (a / (b + x - 1.0)).ln()
+            + (r + x) * ((c.t - c.recency) / (alpha + c.recency)).ln_1p()
     }
 
     /// Returns P(active at T | x, t_x, T) = 1 / (1 + [x > 0] a / (b + x - 1)
@@ -75,14 +77,21 @@ impl BgNbd {
     /// NOTE: at a = 1 exactly the formula is 0 / 0 and `None` is returned; its limit
     /// exists but is not implemented.
     pub fn expected_purchases(&self, h: f64, c: &Customer) -> Option<f64> {
-        let Self { r, alpha, a, b } = *self;
-        let x = c.frequency;
-        let z = h / (alpha + c.t + h);
-        let hyp = ln_hyp2f1(r + x, b + x, a + b + x - 1.0, z).ok()?;
-        let ln_power = (r + x) * ((alpha + c.t).ln() - (alpha + c.t + h).ln());
-        let bracket = one_minus_signed_exp(hyp.sign, ln_power + hyp.ln_abs);
-        let value = (a + b + x - 1.0) / (a - 1.0) * bracket * self.p_alive(c);
+        let value =
+            self.expected_purchases_if_alive(h, c.frequency, c.t)? * self.p_alive(c);
         value.is_finite().then_some(value)
+    }
+
+    /// Returns the expected repeat purchases in (T, T + h] of a customer still
+    /// active at T with frequency x, the factor before P(active) above; it does
+    /// not depend on recency.
+    pub fn expected_purchases_if_alive(&self, h: f64, x: f64, t: f64) -> Option<f64> {
+        let Self { r, alpha, a, b } = *self;
+        let z = h / (alpha + t + h);
+        let hyp = ln_hyp2f1(r + x, b + x, a + b + x - 1.0, z).ok()?;
+        let ln_power = (r + x) * ((alpha + t).ln() - (alpha + t + h).ln());
+        let bracket = one_minus_signed_exp(hyp.sign, ln_power + hyp.ln_abs);
+        Some((a + b + x - 1.0) / (a - 1.0) * bracket)
     }
 
     /// Returns E[X(t)], the expected repeat purchases of a new customer in (0, t]

@@ -60,13 +60,19 @@ impl MbgNbd {
     /// (a + b + x) / (a - 1) * [1 - ((alpha + T) / (alpha + T + h))^(r + x) 2F1(r +
     /// x, b + x + 1; a + b + x; h / (alpha + T + h))] * P(active).
     pub fn expected_purchases(&self, h: f64, c: &Customer) -> Option<f64> {
-        let Self { r, alpha, a, b } = *self;
-        let x = c.frequency;
-        let z = h / (alpha + c.t + h);
-        let hyp = ln_hyp2f1(r + x, b + x + 1.0, a + b + x, z).ok()?;
-        let ln_power = (r + x) * ((alpha + c.t).ln() - (alpha + c.t + h).ln());
-        let bracket = one_minus_signed_exp(hyp.sign, ln_power + hyp.ln_abs);
-        let value = (a + b + x) / (a - 1.0) * bracket * self.p_alive(c);
+        let value =
+            self.expected_purchases_if_alive(h, c.frequency, c.t)? * self.p_alive(c);
         value.is_finite().then_some(value)
+    }
+
+    /// Returns the expected repeat purchases in (T, T + h] of a customer still
+    /// active at T with frequency x, the factor before P(active) above.
+    pub fn expected_purchases_if_alive(&self, h: f64, x: f64, t: f64) -> Option<f64> {
+        let Self { r, alpha, a, b } = *self;
+        let z = h / (alpha + t + h);
+        let hyp = ln_hyp2f1(r + x, b + x + 1.0, a + b + x, z).ok()?;
+        let ln_power = (r + x) * ((alpha + t).ln() - (alpha + t + h).ln());
+        let bracket = one_minus_signed_exp(hyp.sign, ln_power + hyp.ln_abs);
+        Some((a + b + x) / (a - 1.0) * bracket)
     }
 }

@@ -134,19 +134,62 @@ impl PurchaseModel {
 
     /// Returns the expected repeat purchases in the `horizon` time units after `t`.
     pub fn expected_purchases(&self, horizon: f64, customer: &Customer) -> Option<f64> {
+        let if_alive =
+            self.expected_purchases_if_alive(horizon, customer.frequency, customer.t)?;
+        if horizon == 0.0 {
+            return Some(0.0);
+        }
+        expected_from_parts(if_alive, self.p_alive(customer)?)
+    }
+
+    /// Returns the kind and parameters in struct order.
+    pub fn params(&self) -> (PurchaseKind, [f64; 4]) {
+        match *self {
+            PurchaseModel::BgNbd(m) => (PurchaseKind::BgNbd, [m.r, m.alpha, m.a, m.b]),
+            PurchaseModel::ParetoNbd(m) => {
+                (PurchaseKind::ParetoNbd, [m.r, m.alpha, m.s, m.beta])
+            }
+            PurchaseModel::MbgNbd(m) => (PurchaseKind::MbgNbd, [m.r, m.alpha, m.a, m.b]),
+        }
+    }
+
+    /// Returns the expected repeat purchases in the `horizon` time units after `t`
+    /// of a customer with `frequency` who is still active at `t`. Customers who
+    /// share frequency and t share the value, so a caller may reuse it with
+    /// [`expected_from_parts`].
+    pub fn expected_purchases_if_alive(
+        &self,
+        horizon: f64,
+        frequency: f64,
+        t: f64,
+    ) -> Option<f64> {
         if !(horizon.is_finite() && horizon >= 0.0) {
             return None;
         }
         if horizon == 0.0 {
             return Some(0.0);
         }
-        let value = match self {
-            PurchaseModel::BgNbd(m) => m.expected_purchases(horizon, customer),
-            PurchaseModel::ParetoNbd(m) => m.expected_purchases(horizon, customer),
-            PurchaseModel::MbgNbd(m) => m.expected_purchases(horizon, customer),
-        }?;
-        value.is_finite().then_some(value.max(0.0))
+        match self {
+            PurchaseModel::BgNbd(m) => {
+                m.expected_purchases_if_alive(horizon, frequency, t)
+            }
+            PurchaseModel::ParetoNbd(m) => {
+                m.expected_purchases_if_alive(horizon, frequency, t)
+            }
+            PurchaseModel::MbgNbd(m) => {
+                m.expected_purchases_if_alive(horizon, frequency, t)
+            }
+        }
     }
+}
+
+/// Returns the expected repeat purchases from its two factors: the value for a
+/// customer still active ([`PurchaseModel::expected_purchases_if_alive`]) and
+/// P(alive). Callers that score one customer at several horizons, or many
+/// customers who share frequency and t, compute each factor once.
+pub fn expected_from_parts(if_alive: f64, p_alive: f64) -> Option<f64> {
+    let value = if_alive * p_alive;
+    value.is_finite().then_some(value.max(0.0))
 }
 
 #[cfg(test)]

@@ -90,17 +90,23 @@ impl ParetoNbd {
     /// h))^(s - 1)] * P(active), with the limit (r + x) (beta + T) / (alpha + T)
     /// ln((beta + T + h) / (beta + T)) * P(active) at s = 1.
     pub fn expected_purchases(&self, h: f64, c: &Customer) -> Option<f64> {
+        let value =
+            self.expected_purchases_if_alive(h, c.frequency, c.t)? * self.p_alive(c)?;
+        value.is_finite().then_some(value)
+    }
+
+    /// Returns the expected repeat purchases in (T, T + h] of a customer still
+    /// active at T with frequency x, the factor before P(active) above.
+    pub fn expected_purchases_if_alive(&self, h: f64, x: f64, t: f64) -> Option<f64> {
         let Self { r, alpha, s, beta } = *self;
-        let x = c.frequency;
-        let ln_ratio = (beta + c.t).ln() - (beta + c.t + h).ln();
+        let ln_ratio = (beta + t).ln() - (beta + t + h).ln();
         // [1 - q^(s - 1)] / (s - 1) = -expm1((s - 1) ln q) / (s - 1), stable near s = 1.
         let shape = if s == 1.0 {
             -ln_ratio
         } else {
             -((s - 1.0) * ln_ratio).exp_m1() / (s - 1.0)
         };
-        let value = (r + x) * (beta + c.t) / (alpha + c.t) * shape * self.p_alive(c)?;
-        value.is_finite().then_some(value)
+        Some((r + x) * (beta + t) / (alpha + t) * shape)
     }
 }
 
