@@ -4,18 +4,28 @@
 //! Results go to stdout; logs and errors go to stderr. Each error is printed once,
 //! as `error: <context>: <problem>`, followed by `hint: <fix>` when one is likely.
 
-use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
-use crate::engine::{Engine, InputReport, StageReport};
+use crate::engine::{CheckResult, Engine, InputReport, StageReport};
 use crate::error::Error;
 use crate::job::{self, JobPlan};
+use crate::logging::LogFormat;
 use crate::publish::{self, Manifest, ManifestColumn, ManifestInput, Publisher};
+use crate::summary::{OutputSummary, RunSummary, StageSummary};
+
+/// Prints one line of results to stdout. A closed stdout (`cra run ... | head`)
+/// must not turn a published run into a failure, so write errors are ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", crate::redact::text(&line));
+    }};
+}
 
 /// Batch job runner for customer relationship analytics.
 #[derive(Debug, Parser)]
@@ -29,6 +39,10 @@ struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
 
+    /// Log format on stderr: text, or json for one object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +51,9 @@ struct Cli {
 enum Command {
     /// Runs a job and publishes its outputs.
     Run(RunArgs),
+    /// Checks a job without running it: every stage, output and check is planned,
+    /// Parquet footers are read, no data rows, and nothing is written.
+    Validate(ValidateArgs),
     /// Lists the SQL functions cra adds, with signatures and docs.
     Functions,
 }
@@ -53,6 +70,25 @@ struct RunArgs {
     /// Replaces an output folder even when it contains no earlier cra output.
     #[arg(long)]
     force: bool,
+
+    /// Writes a JSON summary of the run to PATH when it ends, also on failure.
+    #[arg(long, value_name = "PATH")]
+    summary_file: Option<PathBuf>,
+
+    /// Run id to use instead of a new one: letters, digits, '.', '_' and '-', at
+    /// most 64 characters.
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// Job file (YAML).
+    job: String,
+
+    /// Sets a parameter, parsed by its declared type. Repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -65,7 +101,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    crate::logging::init(cli.verbose, cli.quiet, cli.log_format);
 
     let result = match cli.command {
         Command::Functions => {
@@ -73,6 +109,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(args) => on_large_stack(move || block_on(run(args))),
+        Command::Validate(args) => on_large_stack(move || block_on(validate(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,9 +189,9 @@ async fn interrupted() -> &'static str {
 
 fn print_error(error: &Error) {
     for problem in error.problems() {
-        eprintln!("error: {}", problem.message());
+        eprintln!("error: {}", crate::redact::text(problem.message()));
         if let Some(hint) = problem.hint() {
-            eprintln!("hint: {hint}");
+            eprintln!("hint: {}", crate::redact::text(hint));
         }
     }
     let mut source = std::error::Error::source(error);
@@ -179,23 +216,6 @@ fn install_panic_hook() {
         eprintln!("error: internal error: {payload}{location}");
         eprintln!("hint: this is a bug in cra; please report it with the job file");
     }));
-}
-
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,cra=info",
-        (false, 1) => "warn,cra=debug",
-        (false, _) => "info,cra=trace,datafusion=debug",
-    };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 fn print_functions() {
@@ -233,20 +253,90 @@ fn new_run_id() -> String {
     format!("{now}-{}", &random[..8])
 }
 
+/// Checks a `--run-id` value: it names staging folders, so it must be safe in a
+/// file name.
+fn check_run_id(id: &str) -> Result<String, Error> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(id.to_string())
+    } else {
+        Err(
+            Error::invalid(format!("--run-id '{id}' is not a valid run id")).with_hint(
+                "use 1 to 64 letters, digits, '.', '_' and '-', not starting with '.'",
+            ),
+        )
+    }
+}
+
+async fn validate(args: ValidateArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let overrides = parse_overrides(&args.params)?;
+    let job = job::load(&args.job, &overrides)?;
+    let engine = Engine::new(&job)?;
+    let inputs = engine.prepare(&job).await?;
+    let checks: usize = job.outputs.iter().map(|o| o.checks.len()).sum();
+    out!(
+        "job {} is valid: {} inputs ({} files), {} stages, {} outputs, {checks} checks \
+         ({:.2} s)",
+        job.name,
+        inputs.len(),
+        inputs.iter().map(|i| i.files).sum::<usize>(),
+        job.stages.len(),
+        job.outputs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> Result<(), Error> {
+    let run_id = match &args.run_id {
+        Some(id) => check_run_id(id)?,
+        None => new_run_id(),
+    };
+    if let Some(path) = &args.summary_file {
+        crate::summary::check_path(path)?;
+    }
+    let mut summary = RunSummary::new(&run_id, &args.job);
+    let result = run_job(&args, &run_id, &mut summary).await;
+    summary.finish(result.as_ref().map(|_| ()));
+    if let Some(path) = &args.summary_file
+        && let Err(error) = summary.write(path)
+    {
+        let message =
+            format!("cannot write the summary to '{}': {error}", path.display());
+        return Err(match result {
+            Ok(()) => Error::run(format!("{message}; the outputs were published")),
+            Err(run_error) => run_error.context(message),
+        });
+    }
+    result
+}
+
+async fn run_job(
+    args: &RunArgs,
+    run_id: &str,
+    summary: &mut RunSummary,
+) -> Result<(), Error> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let overrides = parse_overrides(&args.params)?;
     let job = job::load(&args.job, &overrides)?;
-    let run_id = new_run_id();
+    summary.job = Some(job.name.clone());
+    summary.params = params_json(&job);
     let span = tracing::info_span!("job", job = %job.name, run_id = %run_id);
     let _guard = span.enter();
     tracing::info!(file = %job.file, "job started");
 
     let engine = Engine::new(&job)?;
     let inputs = engine.prepare(&job).await?;
-    let mut publisher = Publisher::prepare(&job, &run_id, args.force)?;
+    let mut publisher = Publisher::prepare(&job, run_id, args.force)?;
     let stages = engine.run_stages(&job, publisher.run_dir()).await?;
+    summary.stages = stages.iter().map(StageSummary::from).collect();
 
     let mut manifests = Vec::new();
     for (index, output) in job.outputs.iter().enumerate() {
@@ -261,19 +351,29 @@ async fn run(args: RunArgs) -> Result<(), Error> {
                 job.file, output.table
             ))
         })?;
+        let elapsed = output_started.elapsed();
         tracing::info!(
             output = %output.location.display(),
             rows,
             files = files.len(),
-            elapsed_ms = output_started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "output staged"
         );
+        summary.outputs.push(OutputSummary {
+            table: output.table.clone(),
+            path: output.location.display().to_string(),
+            published: false,
+            rows,
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files: files.clone(),
+            elapsed_ms: elapsed.as_millis() as u64,
+        });
         let schema = engine.schema(&output.table).await.map_err(|error| {
             Error::run(format!("{}: output '{}': {error}", job.file, output.table))
         })?;
         manifests.push(Manifest {
             cra_version: crate::VERSION.to_string(),
-            run_id: run_id.clone(),
+            run_id: run_id.to_string(),
             job: job.name.clone(),
             job_file: job.file.clone(),
             started_at: started_at.to_rfc3339(),
@@ -294,7 +394,50 @@ async fn run(args: RunArgs) -> Result<(), Error> {
                 .collect(),
             files,
             invalid_statistics,
+            stages: summary.stages.clone(),
+            checks: Vec::new(),
         });
+    }
+
+    // Checks read the staged files, so they test what publishing would show.
+    for (index, output) in job.outputs.iter().enumerate() {
+        if output.checks.is_empty() {
+            continue;
+        }
+        let schema = engine.schema(&output.table).await.map_err(|error| {
+            Error::run(format!("{}: output '{}': {error}", job.file, output.table))
+        })?;
+        engine
+            .use_staged(output, schema, publisher.staging_dir(index))
+            .await
+            .map_err(|error| error.context(&job.file))?;
+    }
+    for (index, output) in job.outputs.iter().enumerate() {
+        let results = engine.run_checks(&job, output).await?;
+        summary.checks.extend(results.iter().cloned());
+        manifests[index].checks = results;
+    }
+    let failed: Vec<&CheckResult> = summary
+        .checks
+        .iter()
+        .filter(|c| !c.passed && c.severity == crate::job::spec::Severity::Error)
+        .collect();
+    if !failed.is_empty() {
+        let mut problems: Vec<Error> =
+            failed.iter().map(|c| Error::check(c.describe())).collect();
+        let checks = if problems.len() == 1 {
+            "an error check failed".to_string()
+        } else {
+            format!("{} error checks failed", problems.len())
+        };
+        // The hint follows the last failure, so it closes the list.
+        if let Some(last) = problems.pop() {
+            problems.push(last.with_hint(format!(
+                "{checks}, so nothing was published; fix the data or the job, or set \
+                 'severity: warn' on a check to publish anyway"
+            )));
+        }
+        return Err(Error::many(problems));
     }
 
     let finished_at = chrono::Utc::now().to_rfc3339();
@@ -302,11 +445,21 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         manifest.finished_at = finished_at.clone();
     }
     publisher.commit(&manifests)?;
+    for output in &mut summary.outputs {
+        output.published = true;
+    }
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "job succeeded"
     );
-    print_summary(&job, &run_id, &stages, &manifests, started.elapsed());
+    print_summary(
+        &job,
+        run_id,
+        &stages,
+        &manifests,
+        &summary.checks,
+        started.elapsed(),
+    );
     Ok(())
 }
 
@@ -326,20 +479,12 @@ fn manifest_input(report: &InputReport) -> ManifestInput {
     }
 }
 
-/// Prints one line of the summary to stdout. A closed stdout (`cra run ... | head`)
-/// must not turn a published run into a failure, so write errors are ignored.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 fn print_summary(
     job: &JobPlan,
     run_id: &str,
     stages: &[StageReport],
     manifests: &[Manifest],
+    checks: &[CheckResult],
     elapsed: Duration,
 ) {
     out!(
@@ -376,6 +521,13 @@ fn print_summary(
             &format!("output {}", manifest.table),
             &manifest.invalid_statistics,
         );
+    }
+    let passed = checks.iter().filter(|c| c.passed).count();
+    if !checks.is_empty() {
+        out!("  checks {passed} of {} passed", checks.len());
+    }
+    for check in checks.iter().filter(|c| !c.passed) {
+        out!("  warning: {}", crate::redact::text(&check.describe()));
     }
 }
 

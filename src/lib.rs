@@ -13,8 +13,11 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod job;
+pub mod logging;
 pub mod publish;
+pub mod redact;
 pub mod storage;
+pub mod summary;
 
 pub use error::{Error, Result};
 

@@ -370,7 +370,7 @@ fn roll_back(destination: &Destination) -> std::io::Result<()> {
 }
 
 fn write_markers(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
-    let mut json = serde_json::to_vec_pretty(manifest)?;
+    let mut json = crate::redact::to_json_pretty(manifest)?;
     json.push(b'\n');
     write_synced(&dir.join(MANIFEST), &json)?;
     write_synced(&dir.join(SUCCESS), b"")?;
@@ -449,6 +449,11 @@ pub struct Manifest {
     /// Rows with invalid statistics (negative values, recency above t, frequency
     /// not whole) that scored NULL while this output was written, by function.
     pub invalid_statistics: std::collections::BTreeMap<String, u64>,
+    /// Stages of the run, with rows and elapsed time.
+    pub stages: Vec<crate::summary::StageSummary>,
+    /// Results of the output's data checks; failed ones are warnings, since a
+    /// failed error check publishes nothing.
+    pub checks: Vec<crate::engine::CheckResult>,
 }
 
 /// One input of a run.

@@ -6,6 +6,7 @@
 //! writing `materialize: true` stages to Parquet, and [`Engine::write_output`]
 //! writes one output table to a folder.
 
+pub mod checks;
 pub mod inputs;
 pub mod sql;
 
@@ -24,6 +25,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
+pub use checks::CheckResult;
 pub use inputs::InputReport;
 
 use crate::error::Error;
@@ -125,8 +127,9 @@ impl Engine {
         }
         if problems.is_empty() {
             for output in &job.outputs {
-                if let Err(error) = self.plan_output(job, output).await {
-                    problems.push(error);
+                match self.plan_output(job, output).await {
+                    Ok(()) => problems.extend(self.plan_checks(job, output).await),
+                    Err(error) => problems.push(error),
                 }
             }
         }

@@ -6,19 +6,50 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::error::{Error, ExitKind, closest};
-use crate::job::{JobPlan, StagePlan};
+use crate::job::{JobPlan, SqlOrigin, StagePlan};
 
 /// Parses stage SQL and checks that it is exactly one query.
 ///
 /// DDL, DML, `COPY`, `EXPLAIN` and several statements are rejected, so a stage can
 /// only read: it never changes a table, a file or the session.
 pub fn parse_query(job: &JobPlan, stage: &StagePlan) -> Result<DfStatement, Error> {
-    let mut statements = DFParserBuilder::new(stage.sql.as_str())
+    let source = Source::stage(job, stage);
+    parse_source(job, &source)
+}
+
+/// SQL text with the context that names it in messages.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    /// What the SQL belongs to, such as `stage 'scores'`.
+    pub context: String,
+    /// The kind of owner: `stage` or `check`.
+    pub owner: &'static str,
+    /// The SQL text.
+    pub sql: &'a str,
+    /// Where the text comes from.
+    pub origin: &'a SqlOrigin,
+}
+
+impl<'a> Source<'a> {
+    /// Returns the source of a stage's SQL.
+    pub fn stage(_job: &JobPlan, stage: &'a StagePlan) -> Self {
+        Self {
+            context: format!("stage '{}'", stage.name),
+            owner: "stage",
+            sql: &stage.sql,
+            origin: &stage.origin,
+        }
+    }
+}
+
+/// Parses SQL text and checks that it is exactly one query.
+pub fn parse_source(job: &JobPlan, source: &Source<'_>) -> Result<DfStatement, Error> {
+    let mut statements = DFParserBuilder::new(source.sql)
         .build()
         .and_then(|mut parser| parser.parse_statements())
-        .map_err(|error| planning_error(job, stage, &error))?;
-    let context = format!("{}: stage '{}'", job.file, stage.name);
-    let where_ = stage.origin.position(1, 1);
+        .map_err(|error| source_error(job, source, &error, ExitKind::Invalid))?;
+    let context = format!("{}: {}", job.file, source.context);
+    let where_ = source.origin.position(1, 1);
     match statements.len() {
         0 => {
             return Err(Error::invalid(format!(
@@ -27,10 +58,11 @@ pub fn parse_query(job: &JobPlan, stage: &StagePlan) -> Result<DfStatement, Erro
         }
         1 => {}
         n => {
+            let owner = source.owner;
             return Err(Error::invalid(format!(
-                "{context}: {where_}: SQL contains {n} statements, but a stage is one query"
+                "{context}: {where_}: SQL contains {n} statements, but a {owner} is one query"
             ))
-            .with_hint("split the statements into stages of their own"));
+            .with_hint(format!("split the statements into {owner}s of their own")));
         }
     }
     let statement = statements.pop_front().expect("one statement was counted");
@@ -48,8 +80,9 @@ pub fn parse_query(job: &JobPlan, stage: &StagePlan) -> Result<DfStatement, Erro
             .unwrap_or("")
             .to_string(),
     };
+    let owner = source.owner;
     Err(Error::invalid(format!(
-        "{context}: {where_}: {kind} is not allowed in a stage; a stage is one query"
+        "{context}: {where_}: {kind} is not allowed in a {owner}; a {owner} is one query"
     ))
     .with_hint(
         "write a SELECT (or WITH ... SELECT); outputs are declared under 'outputs:'",
@@ -96,20 +129,38 @@ fn stage_error(
     error: &DataFusionError,
     kind: ExitKind,
 ) -> Error {
+    source_error(job, &Source::stage(job, stage), error, kind)
+}
+
+/// Turns a DataFusion error about SQL text into an error of `kind` that points
+/// into the text.
+pub fn source_error(
+    job: &JobPlan,
+    source: &Source<'_>,
+    error: &DataFusionError,
+    kind: ExitKind,
+) -> Error {
     let described = describe(error);
     let position = described.position.or_else(|| {
         described
             .placeholder
             .as_ref()
-            .and_then(|p| find_token(&stage.sql, p))
+            .or(described.token.as_ref())
+            .and_then(|token| find_token(source.sql, token))
+            .or_else(|| {
+                described
+                    .message
+                    .ends_with("found: EOF")
+                    .then(|| end_of_text(source.sql))
+            })
     });
     let location = match position {
-        Some((line, column)) => stage.origin.position(line, column),
-        None => stage.origin.file().to_string(),
+        Some((line, column)) => source.origin.position(line, column),
+        None => source.origin.file().to_string(),
     };
     let message = format!(
-        "{}: stage '{}': {location}: {}",
-        job.file, stage.name, described.message
+        "{}: {}: {location}: {}",
+        job.file, source.context, described.message
     );
     let mut out = match kind {
         ExitKind::Invalid => Error::invalid(message),
@@ -144,6 +195,9 @@ pub struct Described {
     pub hint: Option<String>,
     /// A placeholder without a value, such as `$as_of`.
     pub placeholder: Option<String>,
+    /// A word of the SQL the error is about, such as a function name, to find its
+    /// position when DataFusion gives none.
+    pub token: Option<String>,
 }
 
 /// Reduces a DataFusion error to a message, a position and a hint.
@@ -201,10 +255,48 @@ pub fn describe(error: &DataFusionError) -> Described {
     {
         described.placeholder = Some(rest.trim().to_string());
         described.message = format!("parameter '{}' is not declared", rest.trim());
+    } else if let Some(name) = quoted_after(first_line, "Invalid function '") {
+        described.message = format!("unknown function '{name}'");
+        described.token = Some(name.to_string());
+        let suggested = text
+            .split("Did you mean '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next());
+        described.hint = Some(match suggested.and_then(|s| closest(name, [s])) {
+            Some(near) => format!("did you mean '{near}'?"),
+            None => "'cra functions' lists the functions cra adds".to_string(),
+        });
+    } else if let Some(name) = quoted_after(
+        first_line,
+        "Failed to coerce arguments to satisfy a call to '",
+    ) {
+        let types = first_line
+            .split("coercion from ")
+            .nth(1)
+            .and_then(|rest| rest.split(" to the signature").next())
+            .unwrap_or("these types");
+        described.message =
+            format!("function '{name}' cannot take arguments of type ({types})");
+        described.token = Some(name.to_string());
+        described.hint = Some(
+            match crate::functions::catalogue()
+                .iter()
+                .find(|doc| doc.name == name)
+            {
+                Some(doc) => format!("the signature is {}", doc.signature),
+                None => "cast the arguments, for example CAST(x AS DOUBLE)".to_string(),
+            },
+        );
     } else {
         described.message = lower_first(strip_did_you_mean(first_line));
     }
     described
+}
+
+/// Returns the text between `prefix` (which ends with a quote) and the next quote.
+fn quoted_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = text.split(prefix).nth(1)?;
+    rest.split('\'').next().filter(|name| !name.is_empty())
 }
 
 /// Returns the table a "table 'x' not found" message names.
@@ -258,6 +350,15 @@ fn split_parser_position(text: &str) -> Option<(String, (u64, u64))> {
     ))
 }
 
+/// Returns the line and column just after the last character of `sql` that is not
+/// white space, where a parser that ran out of text points.
+fn end_of_text(sql: &str) -> (u64, u64) {
+    let trimmed = sql.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
+}
+
 /// Finds the first whole-word occurrence of `token` in `sql`, as line and column.
 fn find_token(sql: &str, token: &str) -> Option<(u64, u64)> {
     for (line_index, line) in sql.lines().enumerate() {
@@ -297,6 +398,12 @@ mod tests {
         .unwrap();
         assert_eq!(message, "Expected: end of statement, found: x");
         assert_eq!(position, (3, 8));
+    }
+
+    #[test]
+    fn end_of_text_skips_trailing_space() {
+        assert_eq!(end_of_text("SELECT\n  x AND\n\n"), (2, 8));
+        assert_eq!(end_of_text(""), (1, 1));
     }
 
     #[test]

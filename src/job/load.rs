@@ -71,7 +71,7 @@ fn yaml_error(file: &str, error: &serde_saphyr::Error) -> Error {
         .filter(|location| location.line() > 0)
         .map(|location| format!(":{}:{}", location.line(), location.column()))
         .unwrap_or_default();
-    let hint = unknown_key_hint(&message);
+    let hint = unknown_key_hint(&message).or_else(|| reworded_hint(&message));
     let mut error = Error::invalid(format!("{file}{position}: {message}"));
     if let Some(hint) = hint {
         error = error.with_hint(hint);
@@ -100,7 +100,34 @@ fn reword(message: &str) -> String {
     if message == "expected mapping start" {
         return "expected a mapping of keys here".to_string();
     }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        return format!("required key '{key}' is missing");
+    }
+    if let Some(expected) = message.strip_prefix("invalid ") {
+        // serde-saphyr names the scalar type it could not parse.
+        let wanted = match expected {
+            "boolean" => Some("true or false"),
+            "integer" => Some("a whole number"),
+            "floating point number" | "float" => Some("a number"),
+            _ => None,
+        };
+        if let Some(wanted) = wanted {
+            return format!("invalid value: expected {wanted}");
+        }
+    }
     message.to_string()
+}
+
+/// Returns a hint for parser messages that have a usual cause.
+fn reworded_hint(message: &str) -> Option<String> {
+    if message == "expected a mapping of keys here" {
+        return Some(
+            "a job file is a mapping with the keys name, inputs, stages and outputs"
+                .to_string(),
+        );
+    }
+    None
 }
 
 /// Builds "did you mean" from "unknown field `x`, expected one of a, b" (or the same

@@ -13,5 +13,6 @@ pub mod spec;
 pub use load::load;
 pub use params::ParamValue;
 pub use plan::{
-    InputPlan, JobPlan, OutputPlan, ParamPlan, SortKey, SqlOrigin, StagePlan,
+    CheckKind, CheckPlan, InputPlan, JobPlan, OutputPlan, ParamPlan, SortKey, SqlOrigin,
+    StagePlan,
 };

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::params::ParamValue;
-use super::spec::{InputFormat, JobSpec, OutputSpec, ParamType, StageSpec};
+use super::spec::{
+    CheckSpec, Columns, InputFormat, JobSpec, OutputSpec, ParamType, RangeSpec,
+    RowCountSpec, ScalarSpec, Severity, StageSpec,
+};
 use crate::error::{Error, closest};
 use crate::storage::Location;
 
@@ -126,6 +129,94 @@ pub struct OutputPlan {
     pub partition_by: Vec<String>,
     /// Sort keys.
     pub sort_by: Vec<SortKey>,
+    /// Data checks, run on the staged output.
+    pub checks: Vec<CheckPlan>,
+}
+
+/// A data check of an output.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    /// Name, unique within the output.
+    pub name: String,
+    /// Effect of a failure.
+    pub severity: Severity,
+    /// Rule the check tests.
+    pub kind: CheckKind,
+    /// `file:line:column` of the check in the job file.
+    pub position: String,
+}
+
+/// What a check tests.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// No NULL in any of the columns.
+    NotNull(Vec<String>),
+    /// No two rows share the values of the columns.
+    Unique(Vec<String>),
+    /// Every value of the column is NULL or in the list.
+    AcceptedValues {
+        /// Column checked.
+        column: String,
+        /// Values allowed.
+        values: Vec<ScalarSpec>,
+    },
+    /// The row count lies within the bounds.
+    RowCount {
+        /// Fewest rows allowed.
+        min: Option<u64>,
+        /// Most rows allowed.
+        max: Option<u64>,
+    },
+    /// Every value of the column is NULL or within the bounds.
+    Range {
+        /// Column checked.
+        column: String,
+        /// Smallest value allowed.
+        min: Option<f64>,
+        /// Largest value allowed.
+        max: Option<f64>,
+    },
+    /// SQL whose result rows are the violations.
+    Sql {
+        /// The SQL text.
+        sql: String,
+        /// Where the text comes from.
+        origin: SqlOrigin,
+    },
+}
+
+impl CheckKind {
+    /// Returns the kind's key in job files.
+    pub fn key(&self) -> &'static str {
+        match self {
+            CheckKind::NotNull(_) => "not_null",
+            CheckKind::Unique(_) => "unique",
+            CheckKind::AcceptedValues { .. } => "accepted_values",
+            CheckKind::RowCount { .. } => "row_count",
+            CheckKind::Range { .. } => "range",
+            CheckKind::Sql { .. } => "sql",
+        }
+    }
+
+    /// Returns the name of a check that has none: the kind and its columns.
+    fn default_name(&self) -> String {
+        match self {
+            CheckKind::NotNull(columns) | CheckKind::Unique(columns) => {
+                format!("{} {}", self.key(), columns.join(", "))
+            }
+            CheckKind::AcceptedValues { column, .. }
+            | CheckKind::Range { column, .. } => {
+                format!("{} {column}", self.key())
+            }
+            CheckKind::RowCount { .. } => "row_count".to_string(),
+            CheckKind::Sql { origin, .. } => match origin {
+                SqlOrigin::File { display } => format!("sql {display}"),
+                SqlOrigin::Inline { first_line, .. } => {
+                    format!("query at line {first_line}")
+                }
+            },
+        }
+    }
 }
 
 /// One sort key of an output.
@@ -227,6 +318,16 @@ impl Resolver<'_> {
         self.problems.push(error);
     }
 
+    /// Resolves a path from the job file, with `${env:NAME}` references expanded.
+    fn location(&self, path: &Spanned<String>) -> Result<Location, String> {
+        let text = if path.value.contains("${env:") {
+            crate::redact::expand_env(&path.value)?
+        } else {
+            path.value.clone()
+        };
+        Location::resolve(self.dir, self.display_dir, &text)
+    }
+
     fn check_job_name(&mut self, name: &Spanned<String>) {
         let valid = !name.value.is_empty()
             && name
@@ -260,7 +361,15 @@ impl Resolver<'_> {
                 );
             }
             if let Some(default) = &param.value.default {
-                match ParamValue::from_spec(param.value.param_type, &default.value) {
+                let parsed = match &default.value {
+                    ScalarSpec::String(text) if text.contains("${env:") => {
+                        crate::redact::expand_env(text).and_then(|expanded| {
+                            ParamValue::parse(param.value.param_type, &expanded)
+                        })
+                    }
+                    other => ParamValue::from_spec(param.value.param_type, other),
+                };
+                match parsed {
                     Ok(value) => {
                         values.insert(name.as_str(), value);
                     }
@@ -345,14 +454,13 @@ impl Resolver<'_> {
                 );
             }
             let path = &input.value.path;
-            let location =
-                match Location::resolve(self.dir, self.display_dir, &path.value) {
-                    Ok(location) => location,
-                    Err(message) => {
-                        self.problem(path, format!("input '{name}': {message}"), None);
-                        continue;
-                    }
-                };
+            let location = match self.location(path) {
+                Ok(location) => location,
+                Err(message) => {
+                    self.problem(path, format!("input '{name}': {message}"), None);
+                    continue;
+                }
+            };
             if !location.is_glob() && !location.local_path().exists() {
                 self.problem(
                     path,
@@ -410,36 +518,59 @@ impl Resolver<'_> {
 
     fn stage_sql(&mut self, stage: &Spanned<StageSpec>) -> Option<StagePlan> {
         let name = &stage.value.name.value;
-        let (sql, origin) = match (&stage.value.sql, &stage.value.query) {
+        let (sql, origin) = self.sql_text(
+            stage,
+            &format!("stage '{name}'"),
+            stage.value.sql.as_ref(),
+            stage.value.query.as_ref(),
+        )?;
+        if sql.trim().is_empty() {
+            self.problem(stage, format!("stage '{name}': SQL is empty"), None);
+            return None;
+        }
+        Some(StagePlan {
+            name: name.clone(),
+            sql,
+            origin,
+            materialize: stage.value.materialize,
+        })
+    }
+
+    /// Loads the SQL of a stage or check from its `sql:` file or inline `query:`;
+    /// `what` names the owner in messages.
+    fn sql_text<T>(
+        &mut self,
+        owner: &Spanned<T>,
+        what: &str,
+        sql: Option<&Spanned<String>>,
+        query: Option<&Spanned<String>>,
+    ) -> Option<(String, SqlOrigin)> {
+        match (sql, query) {
             (Some(_), Some(query)) => {
                 self.problem(
                     query,
-                    format!("stage '{name}' has both 'sql' and 'query'"),
+                    format!("{what} has both 'sql' and 'query'"),
                     Some(
                         "keep one: 'sql' names a file, 'query' holds inline SQL"
                             .to_string(),
                     ),
                 );
-                return None;
+                None
             }
             (None, None) => {
                 self.problem(
-                    stage,
-                    format!("stage '{name}' has neither 'sql' nor 'query'"),
+                    owner,
+                    format!("{what} has neither 'sql' nor 'query'"),
                     Some("add 'sql: path/to/file.sql' or an inline 'query:'".to_string()),
                 );
-                return None;
+                None
             }
             (Some(path), None) => {
                 let location =
                     match Location::resolve(self.dir, self.display_dir, &path.value) {
                         Ok(location) => location,
                         Err(message) => {
-                            self.problem(
-                                path,
-                                format!("stage '{name}': {message}"),
-                                None,
-                            );
+                            self.problem(path, format!("{what}: {message}"), None);
                             return None;
                         }
                     };
@@ -447,13 +578,10 @@ impl Resolver<'_> {
                     Ok(bytes) => bytes,
                     Err(error) => {
                         let message = if error.kind() == std::io::ErrorKind::NotFound {
-                            format!(
-                                "stage '{name}': SQL file '{}' not found",
-                                location.display()
-                            )
+                            format!("{what}: SQL file '{}' not found", location.display())
                         } else {
                             format!(
-                                "stage '{name}': cannot read SQL file '{}': {error}",
+                                "{what}: cannot read SQL file '{}': {error}",
                                 location.display()
                             )
                         };
@@ -472,7 +600,7 @@ impl Resolver<'_> {
                     self.problem(
                         path,
                         format!(
-                            "stage '{name}': SQL file '{}' is not valid UTF-8",
+                            "{what}: SQL file '{}' is not valid UTF-8",
                             location.display()
                         ),
                         None,
@@ -482,7 +610,7 @@ impl Resolver<'_> {
                 let origin = SqlOrigin::File {
                     display: location.display().to_string(),
                 };
-                (text, origin)
+                Some((text, origin))
             }
             (None, Some(query)) => {
                 let (first_line, first_column) = inline_start(self.text, query);
@@ -491,19 +619,155 @@ impl Resolver<'_> {
                     first_line,
                     first_column,
                 };
-                (query.value.clone(), origin)
+                Some((query.value.clone(), origin))
             }
-        };
-        if sql.trim().is_empty() {
-            self.problem(stage, format!("stage '{name}': SQL is empty"), None);
-            return None;
         }
-        Some(StagePlan {
-            name: name.clone(),
-            sql,
-            origin,
-            materialize: stage.value.materialize,
-        })
+    }
+
+    /// Resolves the checks of output `table`.
+    fn checks(&mut self, table: &str, checks: &[Spanned<CheckSpec>]) -> Vec<CheckPlan> {
+        let mut plans: Vec<CheckPlan> = Vec::new();
+        for check in checks {
+            let spec = &check.value;
+            let what = format!("output '{table}': check");
+            let kinds = [
+                spec.not_null.is_some(),
+                spec.unique.is_some(),
+                spec.accepted_values.is_some(),
+                spec.row_count.is_some(),
+                spec.range.is_some(),
+                spec.query.is_some() || spec.sql.is_some(),
+            ];
+            let count = kinds.iter().filter(|k| **k).count();
+            if count != 1 {
+                let message = if count == 0 {
+                    format!("{what} names no kind")
+                } else {
+                    format!("{what} names {count} kinds; a check has one")
+                };
+                self.problem(
+                    check,
+                    message,
+                    Some(
+                        "use one of not_null, unique, accepted_values, row_count, range, \
+                         query or sql per entry"
+                            .to_string(),
+                    ),
+                );
+                continue;
+            }
+            let columns = |this: &mut Self, at: &Spanned<Columns>, kind: &str| {
+                let names = at.value.names();
+                if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
+                    this.problem(
+                        at,
+                        format!("{what} {kind}: needs one or more column names"),
+                        None,
+                    );
+                    return None;
+                }
+                Some(names)
+            };
+            let kind = if let Some(at) = &spec.not_null {
+                columns(self, at, "not_null").map(CheckKind::NotNull)
+            } else if let Some(at) = &spec.unique {
+                columns(self, at, "unique").map(CheckKind::Unique)
+            } else if let Some(at) = &spec.accepted_values {
+                if at.value.values.is_empty() {
+                    self.problem(
+                        at,
+                        format!("{what} accepted_values: the list of values is empty"),
+                        None,
+                    );
+                    None
+                } else {
+                    Some(CheckKind::AcceptedValues {
+                        column: at.value.column.clone(),
+                        values: at.value.values.clone(),
+                    })
+                }
+            } else if let Some(at) = &spec.row_count {
+                let RowCountSpec { min, max } = at.value;
+                if min.is_none() && max.is_none() {
+                    self.problem(at, format!("{what} row_count: needs min or max"), None);
+                    None
+                } else if let (Some(low), Some(high)) = (min, max)
+                    && low > high
+                {
+                    self.problem(
+                        at,
+                        format!("{what} row_count: min {low} is above max {high}"),
+                        None,
+                    );
+                    None
+                } else {
+                    Some(CheckKind::RowCount { min, max })
+                }
+            } else if let Some(at) = &spec.range {
+                let RangeSpec { min, max, .. } = at.value;
+                let bad_bound = [min, max].iter().flatten().any(|v| !v.is_finite());
+                if min.is_none() && max.is_none() {
+                    self.problem(at, format!("{what} range: needs min or max"), None);
+                    None
+                } else if bad_bound {
+                    self.problem(
+                        at,
+                        format!("{what} range: bounds must be finite"),
+                        None,
+                    );
+                    None
+                } else if let (Some(low), Some(high)) = (min, max)
+                    && low > high
+                {
+                    self.problem(
+                        at,
+                        format!("{what} range: min {low} is above max {high}"),
+                        None,
+                    );
+                    None
+                } else {
+                    Some(CheckKind::Range {
+                        column: at.value.column.clone(),
+                        min,
+                        max,
+                    })
+                }
+            } else {
+                self.sql_text(check, &what, spec.sql.as_ref(), spec.query.as_ref())
+                    .and_then(|(sql, origin)| {
+                        if sql.trim().is_empty() {
+                            self.problem(check, format!("{what}: SQL is empty"), None);
+                            None
+                        } else {
+                            Some(CheckKind::Sql { sql, origin })
+                        }
+                    })
+            };
+            let Some(kind) = kind else {
+                continue;
+            };
+            let name = spec.name.clone().unwrap_or_else(|| kind.default_name());
+            if plans.iter().any(|p| p.name == name) {
+                self.problem(
+                    check,
+                    format!("output '{table}': two checks are named '{name}'"),
+                    Some("give each check of an output its own 'name'".to_string()),
+                );
+                continue;
+            }
+            plans.push(CheckPlan {
+                name,
+                severity: spec.severity,
+                kind,
+                position: format!(
+                    "{}:{}:{}",
+                    self.file,
+                    check.referenced.line(),
+                    check.referenced.column()
+                ),
+            });
+        }
+        plans
     }
 
     fn outputs(
@@ -550,26 +814,21 @@ impl Resolver<'_> {
                 hint,
             );
         }
-        let location =
-            match Location::resolve(self.dir, self.display_dir, &spec.path.value) {
-                Ok(location) if location.is_glob() => {
-                    self.problem(
-                        &spec.path,
-                        format!("output '{table}': path '{}' is a glob", spec.path.value),
-                        Some("an output path names one folder".to_string()),
-                    );
-                    return None;
-                }
-                Ok(location) => location,
-                Err(message) => {
-                    self.problem(
-                        &spec.path,
-                        format!("output '{table}': {message}"),
-                        None,
-                    );
-                    return None;
-                }
-            };
+        let location = match self.location(&spec.path) {
+            Ok(location) if location.is_glob() => {
+                self.problem(
+                    &spec.path,
+                    format!("output '{table}': path '{}' is a glob", spec.path.value),
+                    Some("an output path names one folder".to_string()),
+                );
+                return None;
+            }
+            Ok(location) => location,
+            Err(message) => {
+                self.problem(&spec.path, format!("output '{table}': {message}"), None);
+                return None;
+            }
+        };
         // Publishing replaces the whole folder, so it must not hold the job itself.
         let job_dir = Location::Local {
             path: self.dir.to_path_buf(),
@@ -644,11 +903,13 @@ impl Resolver<'_> {
                 ),
             }
         }
+        let checks = self.checks(table, &spec.checks);
         Some(OutputPlan {
             table: table.clone(),
             location,
             partition_by,
             sort_by,
+            checks,
         })
     }
 }

@@ -142,4 +142,109 @@ pub struct OutputSpec {
     /// Sort keys, each `column` or `column desc`.
     #[serde(default)]
     pub sort_by: Vec<Spanned<String>>,
+    /// Data checks, run on the staged output before anything is published.
+    #[serde(default)]
+    pub checks: Vec<Spanned<CheckSpec>>,
+}
+
+/// One data check: exactly one of the kind keys, with an optional name and
+/// severity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Name in messages, summaries and manifests; made from the kind and columns
+    /// when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `error` (the default) stops publishing; `warn` logs and records.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Columns that must hold no NULL.
+    #[serde(default)]
+    pub not_null: Option<Spanned<Columns>>,
+    /// Columns whose combined values must not repeat.
+    #[serde(default)]
+    pub unique: Option<Spanned<Columns>>,
+    /// A column whose values must be among a list; NULL passes.
+    #[serde(default)]
+    pub accepted_values: Option<Spanned<AcceptedValuesSpec>>,
+    /// Bounds on the number of rows.
+    #[serde(default)]
+    pub row_count: Option<Spanned<RowCountSpec>>,
+    /// Bounds on a numeric column; NULL passes, NaN fails.
+    #[serde(default)]
+    pub range: Option<Spanned<RangeSpec>>,
+    /// Inline SQL whose result rows are the violations.
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+    /// Path of a SQL file whose result rows are the violations.
+    #[serde(default)]
+    pub sql: Option<Spanned<String>>,
+}
+
+/// Effect of a failing check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Exit 3 and publish nothing.
+    #[default]
+    Error,
+    /// Log a warning, record the result, and publish.
+    Warn,
+}
+
+/// One column name or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Columns {
+    /// `not_null: customer_id`.
+    One(String),
+    /// `unique: [customer_id, as_of]`.
+    Many(Vec<String>),
+}
+
+impl Columns {
+    /// Returns the names in order.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Columns::One(name) => vec![name.clone()],
+            Columns::Many(names) => names.clone(),
+        }
+    }
+}
+
+/// `accepted_values: {column: segment, values: [a, b]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedValuesSpec {
+    /// Column to check.
+    pub column: String,
+    /// Values the column may hold.
+    pub values: Vec<ScalarSpec>,
+}
+
+/// `row_count: {min: 1, max: 1000000}`; either bound may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowCountSpec {
+    /// Fewest rows allowed.
+    #[serde(default)]
+    pub min: Option<u64>,
+    /// Most rows allowed.
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+/// `range: {column: p_alive, min: 0, max: 1}`; either bound may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    /// Numeric column to check.
+    pub column: String,
+    /// Smallest value allowed.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Largest value allowed.
+    #[serde(default)]
+    pub max: Option<f64>,
 }

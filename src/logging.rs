@@ -1,0 +1,190 @@
+//! Logs on stderr: human-readable lines, or one JSON object per line.
+//!
+//! The JSON form has the keys `timestamp` (RFC 3339, UTC), `level`, `job` and
+//! `stage` (from the enclosing spans, when there are any), `message`, and `fields`
+//! with the event's other fields. Both forms pass through [`crate::redact`], so a
+//! value taken from the environment never reaches the log.
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Format of the logs on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber. `verbose` counts `-v` flags; `quiet` keeps
+/// errors only; `RUST_LOG` overrides both.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,cra=info",
+        (false, 1) => "warn,cra=debug",
+        (false, _) => "info,cra=trace,datafusion=debug",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(RedactingStderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false),
+            )
+            .try_init(),
+        LogFormat::Json => registry.with(JsonLayer).try_init(),
+    };
+}
+
+/// Stderr through [`crate::redact::text`]. The fmt layer writes each event with
+/// one call, so a value is never split between two writes.
+struct RedactingStderr;
+
+impl<'a> MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter
+    }
+}
+
+struct RedactingWriter;
+
+impl Write for RedactingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(bytes);
+        let redacted = crate::redact::text(&text);
+        // Errors on stderr cannot be reported anywhere else.
+        let _ = std::io::stderr().lock().write_all(redacted.as_bytes());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Fields of a span, kept in its extensions for the events inside it.
+struct SpanFields(Map<String, Value>);
+
+/// Collects fields as JSON values.
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(
+            field.name().to_string(),
+            Value::String(format!("{value:?}")),
+        );
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_string(), Value::String(value.to_string()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+}
+
+/// Writes each event as one JSON line on stderr.
+struct JsonLayer;
+
+impl<S> Layer<S> for JsonLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        attrs.record(&mut JsonVisitor(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut JsonVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        event.record(&mut JsonVisitor(&mut fields));
+        let message = fields
+            .remove("message")
+            .unwrap_or(Value::String(String::new()));
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".to_string(),
+            Value::String(
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            ),
+        );
+        line.insert(
+            "level".to_string(),
+            Value::String(event.metadata().level().to_string()),
+        );
+        // The innermost span that carries a field wins.
+        let mut context = Map::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                    for (key, value) in &span_fields.0 {
+                        context.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        for key in ["job", "stage"] {
+            let value = fields
+                .remove(key)
+                .or_else(|| context.get(key).cloned())
+                .unwrap_or(Value::Null);
+            line.insert(key.to_string(), value);
+        }
+        line.insert("message".to_string(), message);
+        for (key, value) in context {
+            if key != "job" && key != "stage" {
+                fields.entry(key).or_insert(value);
+            }
+        }
+        line.insert("fields".to_string(), Value::Object(fields));
+        let mut value = Value::Object(line);
+        crate::redact::json(&mut value);
+        let mut text = value.to_string();
+        text.push('\n');
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}

@@ -1,0 +1,3 @@
+SELECT customer_id,
+       amout
+FROM transactions

@@ -1,0 +1,5 @@
+-- Picks customers.
+SELECT customer_id,
+       amount
+FROM transactions
+WHERE amount > 10 AND

@@ -1,0 +1,333 @@
+//! End-to-end tests of what an orchestrator relies on: `cra validate`, data
+//! checks, the run summary, run ids, JSON logs and the redaction of values taken
+//! from the environment.
+
+mod common;
+
+use common::{Workspace, snapshot};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+/// A job over the CDNOW transactions with one stage, one output and `checks`
+/// (YAML list items indented for the output).
+fn job_with_checks(checks: &str) -> String {
+    format!(
+        "name: checked\n\
+         inputs:\n  transactions:\n    path: data/transactions.parquet\n\
+         stages:\n  - name: customers\n    query: |\n      \
+         SELECT customer_id, count(*) AS orders, sum(amount) AS spend\n      \
+         FROM transactions GROUP BY customer_id\n\
+         outputs:\n  - table: customers\n    path: out/customers\n    checks:\n{checks}"
+    )
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn validate_accepts_main_job_and_writes_nothing() {
+    let workspace = Workspace::with_main_job();
+    let run = workspace.cra(&["validate", "jobs/customer_value.yaml"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("job customer_value is valid"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!workspace.path("out").exists(), "validate wrote output");
+}
+
+#[test]
+fn validate_points_into_stage_sql() {
+    let workspace = Workspace::with_transactions();
+    let job = job_with_checks(
+        "      - not_null: custmer_id\n      - range: {column: spend, min: 0}\n",
+    )
+    .replace("sum(amount) AS spend", "sum(amout) AS spend");
+    workspace.write("job.yaml", job);
+    let run = workspace.cra(&["validate", "job.yaml"]);
+    run.assert_code(2).assert_no_panic();
+    run.assert_stderr_contains("column 'amout' not found");
+    run.assert_stderr_contains("did you mean 'amount'?");
+}
+
+#[test]
+fn validate_reports_check_problems() {
+    let workspace = Workspace::with_transactions();
+    workspace.write(
+        "job.yaml",
+        job_with_checks(
+            "      - range: {column: customer_id, min: 5, max: 1}\n\
+             \x20     - unique: orders\n        not_null: orders\n",
+        ),
+    );
+    let run = workspace.cra(&["validate", "job.yaml"]);
+    run.assert_code(2).assert_no_panic();
+    run.assert_stderr_contains(
+        "job.yaml:14:16: output 'customers': check range: min 5 is above max 1",
+    );
+    run.assert_stderr_contains("job.yaml:15:9: output 'customers': check names 2 kinds");
+
+    workspace.write(
+        "job.yaml",
+        job_with_checks("      - not_null: custmer_id\n"),
+    );
+    let run = workspace.cra(&["validate", "job.yaml"]);
+    run.assert_code(2).assert_no_panic();
+    run.assert_stderr_contains(
+        "job.yaml:14:9: output 'customers': check 'not_null custmer_id': column 'custmer_id' not found",
+    );
+    run.assert_stderr_contains("did you mean 'customer_id'?");
+}
+
+#[test]
+fn range_on_text_column_is_invalid() {
+    let workspace = Workspace::with_transactions();
+    let job = job_with_checks("      - range: {column: label, min: 0}\n")
+        .replace("count(*) AS orders", "'x' AS label, count(*) AS orders");
+    workspace.write("job.yaml", job);
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(2).assert_no_panic();
+    run.assert_stderr_contains("range needs a numeric column, and 'label' is Utf8");
+    assert!(!workspace.path("out").exists());
+}
+
+#[test]
+fn validate_reads_no_data_pages() {
+    // The data pages of a copy of the transactions are overwritten with garbage
+    // and its footer is kept, so only reading data rows can fail.
+    let workspace = Workspace::with_transactions();
+    let path = workspace.path("data/transactions.parquet");
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            let (start, length) = column.byte_range();
+            for byte in &mut bytes[start as usize..(start + length) as usize] {
+                *byte = 0xA5;
+            }
+        }
+    }
+    std::fs::write(&path, bytes).unwrap();
+    workspace.write("job.yaml", job_with_checks("      - row_count: {min: 1}\n"));
+
+    let validated = workspace.cra(&["validate", "job.yaml"]);
+    validated.assert_code(0);
+
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("error: job.yaml");
+    assert!(!workspace.path("out/customers").exists());
+    assert_eq!(common::leftovers(workspace.root()), Vec::<String>::new());
+}
+
+#[test]
+fn failing_error_check_exits_3_and_keeps_destination() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - row_count: {min: 1}\n"));
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    let before = snapshot(&workspace.path("out/customers"));
+
+    workspace.write(
+        "job.yaml",
+        job_with_checks(
+            "      - unique: orders\n        name: orders repeat\n\
+             \x20     - accepted_values: {column: orders, values: [1, 2]}\n\
+             \x20     - row_count: {max: 10}\n",
+        ),
+    );
+    let run = workspace.cra(&["run", "job.yaml", "--summary-file", "summary.json"]);
+    run.assert_code(3).assert_no_panic();
+    run.assert_stderr_contains(
+        "job.yaml:14:9: output 'customers': check 'orders repeat' failed:",
+    );
+    run.assert_stderr_contains("for example orders=1 (");
+    run.assert_stderr_contains("check 'accepted_values orders' failed:");
+    run.assert_stderr_contains("check 'row_count' failed: the table has 23570 rows");
+    run.assert_stderr_contains("3 error checks failed, so nothing was published");
+    assert_eq!(snapshot(&workspace.path("out/customers")), before);
+    assert_eq!(common::leftovers(workspace.root()), Vec::<String>::new());
+
+    let summary = read_json(&workspace.path("summary.json"));
+    assert_eq!(summary["exit_code"], 3);
+    assert_eq!(summary["status"], "check_failed");
+    assert_eq!(summary["outputs"][0]["published"], false);
+    let checks = summary["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3);
+    assert!(checks.iter().all(|c| c["passed"] == false));
+    assert_eq!(checks[2]["rows"], 23570);
+}
+
+#[test]
+fn warn_check_publishes_and_is_recorded() {
+    let workspace = Workspace::with_transactions();
+    workspace.write(
+        "job.yaml",
+        job_with_checks(
+            "      - query: SELECT * FROM customers WHERE spend > 1000\n\
+             \x20       name: big spenders\n        severity: warn\n\
+             \x20     - unique: customer_id\n",
+        ),
+    );
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("checks 1 of 2 passed"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains(
+            "warning: job.yaml:14:9: output 'customers': check 'big spenders' failed"
+        ),
+        "{}",
+        run.stdout()
+    );
+    run.assert_stderr_contains("WARN");
+    let manifest = read_json(&workspace.path("out/customers/_manifest.json"));
+    let checks = manifest["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["name"], "big spenders");
+    assert_eq!(checks[0]["passed"], false);
+    assert_eq!(checks[0]["severity"], "warn");
+    assert!(checks[0]["failing_rows"].as_u64().unwrap() > 0);
+    assert_eq!(checks[1]["passed"], true);
+    assert_eq!(manifest["stages"][0]["name"], "customers");
+}
+
+#[test]
+fn summary_describes_successful_run() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - unique: customer_id\n"));
+    let run = workspace.cra(&[
+        "run",
+        "job.yaml",
+        "--summary-file",
+        "summary.json",
+        "--run-id",
+        "nightly-2026-12-04",
+    ]);
+    run.assert_code(0);
+    let summary = read_json(&workspace.path("summary.json"));
+    assert_eq!(summary["run_id"], "nightly-2026-12-04");
+    assert_eq!(summary["job"], "checked");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["cra_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(summary["stages"][0]["rows"], 23570);
+    let output = &summary["outputs"][0];
+    assert_eq!(output["published"], true);
+    assert_eq!(output["rows"], 23570);
+    assert!(output["bytes"].as_u64().unwrap() > 0);
+    assert!(!output["files"].as_array().unwrap().is_empty());
+    assert_eq!(summary["checks"][0]["passed"], true);
+    assert!(
+        summary["started_at"].as_str().unwrap()
+            <= summary["finished_at"].as_str().unwrap()
+    );
+    let manifest = read_json(&workspace.path("out/customers/_manifest.json"));
+    assert_eq!(manifest["run_id"], "nightly-2026-12-04");
+}
+
+#[test]
+fn summary_written_for_invalid_job() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", "name: broken\n");
+    let run = workspace.cra(&["run", "job.yaml", "--summary-file", "summary.json"]);
+    run.assert_code(2);
+    let summary = read_json(&workspace.path("summary.json"));
+    assert_eq!(summary["status"], "invalid");
+    assert_eq!(summary["exit_code"], 2);
+    let message = summary["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("required key 'inputs' is missing"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_run_id_and_summary_folder_rejected() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - unique: customer_id\n"));
+    let run = workspace.cra(&["run", "job.yaml", "--run-id", "../escape"]);
+    run.assert_code(2);
+    run.assert_stderr_contains("--run-id '../escape' is not a valid run id");
+    let run =
+        workspace.cra(&["run", "job.yaml", "--summary-file", "missing/summary.json"]);
+    run.assert_code(2);
+    run.assert_stderr_contains("folder 'missing' does not exist");
+    assert!(!workspace.path("out").exists());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - unique: customer_id\n"));
+    let run = workspace.cra(&["--log-format", "json", "run", "job.yaml"]);
+    run.assert_code(0);
+    let stderr = run.stderr();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in &lines {
+        for key in ["timestamp", "level", "job", "stage", "message", "fields"] {
+            assert!(line.get(key).is_some(), "no '{key}' in {line}");
+        }
+    }
+    let stage = lines
+        .iter()
+        .find(|l| l["message"] == "stage done")
+        .expect("a stage line");
+    assert_eq!(stage["job"], "checked");
+    assert_eq!(stage["stage"], "customers");
+    assert_eq!(stage["level"], "INFO");
+    assert_eq!(stage["fields"]["rows"], 23570);
+}
+
+#[test]
+fn environment_values_are_redacted() {
+    const SECRET: &str = "Sup3r-S3cret-Value-7f3a";
+    let workspace = Workspace::with_transactions();
+    // The secret is a parameter default and part of an output path.
+    let job = job_with_checks(
+        "      - query: SELECT * FROM customers WHERE $token = 'x'\n",
+    )
+    .replace(
+        "inputs:",
+        "params:\n  token: {type: string, default: \"${env:CRA_TEST_TOKEN}\"}\ninputs:",
+    )
+    .replace("path: out/customers", "path: out/${env:CRA_TEST_TOKEN}")
+    .replace(
+        "GROUP BY customer_id",
+        "WHERE $token <> '' GROUP BY customer_id",
+    );
+    workspace.write("job.yaml", job);
+    let output = common::cra_command(
+        workspace.root(),
+        &["-v", "run", "job.yaml", "--summary-file", "summary.json"],
+    )
+    .env("CRA_TEST_TOKEN", SECRET)
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(workspace.path(&format!("out/{SECRET}/_SUCCESS")).is_file());
+    assert!(!stdout.contains(SECRET), "stdout: {stdout}");
+    assert!(!stderr.contains(SECRET), "stderr: {stderr}");
+    assert!(stdout.contains("out/***"), "{stdout}");
+    let summary = std::fs::read_to_string(workspace.path("summary.json")).unwrap();
+    assert!(!summary.contains(SECRET), "{summary}");
+    let manifest =
+        std::fs::read_to_string(workspace.path(&format!("out/{SECRET}/_manifest.json")))
+            .unwrap();
+    assert!(!manifest.contains(SECRET), "{manifest}");
+    assert!(manifest.contains("***"), "{manifest}");
+
+    // Unset, the variable is an invalid job that names it.
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(2);
+    run.assert_stderr_contains("environment variable CRA_TEST_TOKEN is not set");
+}
