@@ -14,6 +14,7 @@ use crate::engine::{CheckResult, Engine, InputReport, StageReport};
 use crate::error::Error;
 use crate::job::{self, JobPlan};
 use crate::logging::LogFormat;
+use crate::progress::Progress;
 use crate::publish::{self, Manifest, ManifestColumn, ManifestInput, Publisher};
 use crate::summary::{OutputSummary, RunSummary, StageSummary};
 
@@ -54,6 +55,9 @@ enum Command {
     /// Checks a job without running it: every stage, output and check is planned,
     /// Parquet footers are read, no data rows, and nothing is written.
     Validate(ValidateArgs),
+    /// Prints the logical and physical plan of each stage; with --analyze, runs
+    /// each stage once and shows its operators' metrics. Writes no output.
+    Explain(ExplainArgs),
     /// Lists the SQL functions cra adds, with signatures and docs.
     Functions,
 }
@@ -82,6 +86,24 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExplainArgs {
+    /// Job file (YAML).
+    job: String,
+
+    /// Explains only this stage; the stages before it are registered as in a run.
+    #[arg(long, value_name = "NAME")]
+    stage: Option<String>,
+
+    /// Runs each explained stage and shows rows, time and spill per operator.
+    #[arg(long)]
+    analyze: bool,
+
+    /// Sets a parameter, parsed by its declared type. Repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 struct ValidateArgs {
     /// Job file (YAML).
     job: String,
@@ -101,15 +123,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
         }
     };
-    crate::logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let progress = Progress::on_terminal(
+        cli.log_format == LogFormat::Text
+            && !cli.quiet
+            && cli.verbose == 0
+            && std::env::var_os("RUST_LOG").is_none(),
+    );
+    crate::logging::init(cli.verbose, cli.quiet, cli.log_format, progress.is_shown());
 
     let result = match cli.command {
         Command::Functions => {
             print_functions();
             Ok(())
         }
-        Command::Run(args) => on_large_stack(move || block_on(run(args))),
+        Command::Run(args) => on_large_stack(move || block_on(run(args, progress))),
         Command::Validate(args) => on_large_stack(move || block_on(validate(args))),
+        Command::Explain(args) => on_large_stack(move || block_on(explain(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -293,7 +322,24 @@ async fn validate(args: ValidateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run(args: RunArgs) -> Result<(), Error> {
+async fn explain(args: ExplainArgs) -> Result<(), Error> {
+    let overrides = parse_overrides(&args.params)?;
+    let job = job::load(&args.job, &overrides)?;
+    let engine = Engine::new(&job)?;
+    engine.prepare(&job).await?;
+    // Materialized stages that --analyze computes go to a scratch folder.
+    let scratch = std::env::temp_dir().join(format!("cra-explain-{}", new_run_id()));
+    let result = engine
+        .explain(&job, args.stage.as_deref(), args.analyze, &scratch)
+        .await;
+    std::fs::remove_dir_all(&scratch).ok();
+    for line in result?.lines() {
+        out!("{line}");
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
     let run_id = match &args.run_id {
         Some(id) => check_run_id(id)?,
         None => new_run_id(),
@@ -302,7 +348,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         crate::summary::check_path(path)?;
     }
     let mut summary = RunSummary::new(&run_id, &args.job);
-    let result = run_job(&args, &run_id, &mut summary).await;
+    let result = run_job(&args, &run_id, &mut summary, &progress).await;
     summary.finish(result.as_ref().map(|_| ()));
     if let Some(path) = &args.summary_file
         && let Err(error) = summary.write(path)
@@ -321,6 +367,7 @@ async fn run_job(
     args: &RunArgs,
     run_id: &str,
     summary: &mut RunSummary,
+    progress: &Progress,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -335,7 +382,9 @@ async fn run_job(
     let engine = Engine::new(&job)?;
     let inputs = engine.prepare(&job).await?;
     let mut publisher = Publisher::prepare(&job, run_id, args.force)?;
-    let stages = engine.run_stages(&job, publisher.run_dir()).await?;
+    let stages = engine
+        .run_stages(&job, publisher.run_dir(), progress)
+        .await?;
     summary.stages = stages.iter().map(StageSummary::from).collect();
 
     let mut manifests = Vec::new();
@@ -343,7 +392,9 @@ async fn run_job(
         let output_started = Instant::now();
         let staging = publisher.staging_dir(index);
         engine.take_invalid_counts();
+        let task = progress.start(format!("output {}", output.table));
         let rows = engine.write_output(&job, output, staging).await?;
+        task.finish(rows);
         let invalid_statistics = engine.take_invalid_counts();
         let files = publish::list_data_files(staging).map_err(|error| {
             Error::run(format!(

@@ -14,6 +14,7 @@ pub mod error;
 pub mod functions;
 pub mod job;
 pub mod logging;
+pub mod progress;
 pub mod publish;
 pub mod redact;
 pub mod storage;

@@ -28,10 +28,12 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. `verbose` counts `-v` flags; `quiet` keeps
-/// errors only; `RUST_LOG` overrides both.
-pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
+/// errors only; `RUST_LOG` overrides both. With `progress` shown, the default
+/// level leaves out the info lines that the progress display replaces.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if progress => "warn",
         (false, 0) => "warn,cra=info",
         (false, 1) => "warn,cra=debug",
         (false, _) => "info,cra=trace,datafusion=debug",

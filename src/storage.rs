@@ -6,8 +6,6 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use datafusion::datasource::listing::ListingTableUrl;
-
 /// A resolved file, folder or glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -71,16 +69,6 @@ impl Location {
             mine.to_path_buf()
         };
         theirs.starts_with(&mine)
-    }
-
-    /// Returns the DataFusion table URL; a folder ends with `/` so it is listed.
-    pub fn listing_url(&self) -> datafusion::error::Result<ListingTableUrl> {
-        let path = self.local_path();
-        let mut text = path.to_string_lossy().into_owned();
-        if path.is_dir() && !text.ends_with('/') {
-            text.push('/');
-        }
-        ListingTableUrl::parse(text)
     }
 
     /// Lists the data files this input location names, with their sizes in bytes.

@@ -331,3 +331,86 @@ fn environment_values_are_redacted() {
     run.assert_code(2);
     run.assert_stderr_contains("environment variable CRA_TEST_TOKEN is not set");
 }
+
+#[test]
+fn explain_prints_each_stage_plan() {
+    let workspace = Workspace::with_main_job();
+    let run = workspace.cra(&["explain", "jobs/customer_value.yaml"]);
+    run.assert_code(0);
+    let stdout = run.stdout();
+    for stage in ["customer_summary", "customer_models", "customer_value"] {
+        assert!(
+            stdout.contains(&format!("stage {stage} (")),
+            "{stage}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("logical plan:"), "{stdout}");
+    assert!(stdout.contains("physical plan:"), "{stdout}");
+    assert!(
+        stdout.contains("Date32(\"1998-06-30\")"),
+        "the parameter is bound"
+    );
+    assert!(!workspace.path("out").exists(), "explain wrote output");
+}
+
+#[test]
+fn explain_analyze_shows_metrics_of_one_stage() {
+    let workspace = Workspace::with_main_job();
+    let run = workspace.cra(&[
+        "explain",
+        "jobs/customer_value.yaml",
+        "--stage",
+        "customer_models",
+        "--analyze",
+    ]);
+    run.assert_code(0);
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("stage customer_models (materialized)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("stage customer_summary ("), "{stdout}");
+    assert!(
+        stdout.contains("physical plan with metrics (1 rows in"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("output_rows=23.57 K"), "{stdout}");
+    assert!(!workspace.path("out").exists(), "explain wrote output");
+
+    let run = workspace.cra(&[
+        "explain",
+        "jobs/customer_value.yaml",
+        "--stage",
+        "customer_model",
+    ]);
+    run.assert_code(2);
+    run.assert_stderr_contains("did you mean 'customer_models'?");
+}
+
+#[test]
+fn progress_shows_only_on_a_terminal() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - unique: customer_id\n"));
+    // `script` runs cra on a pseudo-terminal, so stderr is a terminal there.
+    let command = format!("{} run job.yaml", env!("CARGO_BIN_EXE_cra"));
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(workspace.root())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("stage customers: 23570 rows in"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("output customers: 23570 rows in"),
+        "{screen}"
+    );
+
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(0);
+    assert!(!run.stderr().contains("rows in"), "{}", run.stderr());
+}

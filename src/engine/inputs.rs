@@ -6,7 +6,9 @@ use arrow::datatypes::DataType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::error::Error;
@@ -134,6 +136,18 @@ fn check_csv_headers(
     Ok(())
 }
 
+/// Returns the URL DataFusion lists a location by; a folder ends in `/`.
+fn listing_url(
+    location: &crate::storage::Location,
+) -> datafusion::error::Result<ListingTableUrl> {
+    let path = location.local_path();
+    let mut text = path.to_string_lossy().into_owned();
+    if path.is_dir() && !text.ends_with('/') {
+        text.push('/');
+    }
+    ListingTableUrl::parse(text)
+}
+
 async fn listing_table(
     ctx: &SessionContext,
     input: &InputPlan,
@@ -141,7 +155,7 @@ async fn listing_table(
     extension: &str,
 ) -> datafusion::error::Result<ListingTable> {
     let state = ctx.state();
-    let url = input.location.listing_url()?;
+    let url = listing_url(&input.location)?;
     let options = ListingOptions::new(format).with_file_extension(extension);
     let partitions = options.infer_partitions(&state, &url).await?;
     let options = options.with_table_partition_cols(

@@ -7,6 +7,7 @@
 //! writes one output table to a folder.
 
 pub mod checks;
+pub mod explain;
 pub mod inputs;
 pub mod sql;
 
@@ -30,7 +31,8 @@ pub use inputs::InputReport;
 
 use crate::error::Error;
 use crate::functions::ScoreCounters;
-use crate::job::{JobPlan, OutputPlan, StagePlan};
+use crate::job::{JobPlan, OutputPlan, ParamValue, StagePlan};
+use crate::progress::Progress;
 
 /// Parquet compression of every file cra writes.
 pub const PARQUET_COMPRESSION: &str = "zstd(3)";
@@ -73,7 +75,7 @@ impl Engine {
         let params = job
             .params
             .iter()
-            .map(|param| (param.name.clone(), param.value.to_scalar()))
+            .map(|param| (param.name.clone(), param_scalar(&param.value)))
             .collect();
         Ok(Self {
             ctx,
@@ -266,10 +268,12 @@ impl Engine {
         &self,
         job: &JobPlan,
         materialize_dir: &Path,
+        progress: &Progress,
     ) -> Result<Vec<StageReport>, Error> {
         let mut reports = Vec::new();
         for stage in &job.stages {
             let started = Instant::now();
+            let task = progress.start(format!("stage {}", stage.name));
             let _span = tracing::info_span!("stage", stage = %stage.name).entered();
             let plan = self.plan_stage(job, stage).await?;
             let rows = if stage.materialize {
@@ -284,6 +288,7 @@ impl Engine {
                     .map_err(|error| sql::execution_error(job, stage, error))?
             };
             let elapsed = started.elapsed();
+            task.finish(rows);
             // Only a materialized stage computes its rows once; a view's count pass
             // need not evaluate the scores, so its counts are dropped.
             let invalid_statistics = self.counters.take();
@@ -391,6 +396,19 @@ impl Engine {
         write_parquet(frame, dir, &output.partition_by)
             .await
             .map_err(failed)
+    }
+}
+
+/// Returns a parameter value as the DataFusion scalar bound to `$name`.
+fn param_scalar(value: &ParamValue) -> ScalarValue {
+    match value {
+        ParamValue::String(text) => ScalarValue::Utf8(Some(text.clone())),
+        ParamValue::Int(value) => ScalarValue::Int64(Some(*value)),
+        ParamValue::Float(value) => ScalarValue::Float64(Some(*value)),
+        ParamValue::Date(date) => {
+            ScalarValue::Date32(Some(crate::job::params::days_since_epoch(*date)))
+        }
+        ParamValue::Bool(value) => ScalarValue::Boolean(Some(*value)),
     }
 }
 

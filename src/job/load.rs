@@ -14,12 +14,23 @@ pub const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
 ///
 /// `overrides` are the `--param name=value` pairs in command-line order.
 pub fn load(file: &str, overrides: &[(String, String)]) -> Result<JobPlan, Error> {
-    let text = read_text(file)?;
+    let bytes = read_bytes(file)?;
+    load_bytes(file, bytes, overrides)
+}
+
+/// Parses and resolves the bytes of a job file named `file`, with the checks
+/// that [`load`] makes on the file's contents: size, UTF-8, and not empty.
+pub fn load_bytes(
+    file: &str,
+    bytes: Vec<u8>,
+    overrides: &[(String, String)],
+) -> Result<JobPlan, Error> {
+    let text = check_text(file, bytes)?;
     let spec = parse(file, &text)?;
     resolve(spec, file, &text, overrides)
 }
 
-fn read_text(file: &str) -> Result<String, Error> {
+fn read_bytes(file: &str) -> Result<Vec<u8>, Error> {
     let path = Path::new(file);
     let metadata = std::fs::metadata(path).map_err(|error| {
         let message = if error.kind() == std::io::ErrorKind::NotFound {
@@ -41,9 +52,18 @@ fn read_text(file: &str) -> Result<String, Error> {
         ))
         .with_hint("keep long SQL in files named by 'sql:'"));
     }
-    let bytes = std::fs::read(path).map_err(|error| {
-        Error::invalid(format!("{file}: cannot read job file: {error}"))
-    })?;
+    std::fs::read(path)
+        .map_err(|error| Error::invalid(format!("{file}: cannot read job file: {error}")))
+}
+
+fn check_text(file: &str, bytes: Vec<u8>) -> Result<String, Error> {
+    if bytes.len() as u64 > MAX_JOB_FILE_BYTES {
+        return Err(Error::invalid(format!(
+            "{file}: job file is {} bytes, more than the limit of {MAX_JOB_FILE_BYTES}",
+            bytes.len()
+        ))
+        .with_hint("keep long SQL in files named by 'sql:'"));
+    }
     let text = String::from_utf8(bytes).map_err(|error| {
         let (line, column) =
             position_of_byte(error.as_bytes(), error.utf8_error().valid_up_to());

@@ -1,7 +1,6 @@
 //! Parameter values: parsing by declared type and binding as DataFusion scalars.
 
 use chrono::NaiveDate;
-use datafusion::scalar::ScalarValue;
 
 use super::spec::{ParamType, ScalarSpec};
 
@@ -68,17 +67,6 @@ impl ParamValue {
         }
     }
 
-    /// Returns the value as the DataFusion scalar bound to `$name`.
-    pub fn to_scalar(&self) -> ScalarValue {
-        match self {
-            ParamValue::String(text) => ScalarValue::Utf8(Some(text.clone())),
-            ParamValue::Int(value) => ScalarValue::Int64(Some(*value)),
-            ParamValue::Float(value) => ScalarValue::Float64(Some(*value)),
-            ParamValue::Date(date) => ScalarValue::Date32(Some(days_since_epoch(*date))),
-            ParamValue::Bool(value) => ScalarValue::Boolean(Some(*value)),
-        }
-    }
-
     /// Returns the value as JSON, for manifests and summaries.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
@@ -115,7 +103,8 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("'{text}' is not a date (expected YYYY-MM-DD)"))
 }
 
-fn days_since_epoch(date: NaiveDate) -> i32 {
+/// Returns the days from 1970-01-01 to `date`, as Arrow's Date32 counts them.
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a valid date");
     (date - epoch).num_days() as i32
 }
@@ -159,7 +148,7 @@ mod tests {
     fn string_value_keeps_sql_text() {
         let text = "x'; DROP TABLE t; --";
         let value = ParamValue::parse(ParamType::String, text).unwrap();
-        assert_eq!(value.to_scalar(), ScalarValue::Utf8(Some(text.to_string())));
+        assert_eq!(value, ParamValue::String(text.to_string()));
     }
 
     #[test]
@@ -177,8 +166,8 @@ mod tests {
     }
 
     #[test]
-    fn date_binds_as_days_since_epoch() {
-        let value = ParamValue::parse(ParamType::Date, "1970-01-11").unwrap();
-        assert_eq!(value.to_scalar(), ScalarValue::Date32(Some(10)));
+    fn date_counts_days_since_epoch() {
+        let date = NaiveDate::from_ymd_opt(1970, 1, 11).unwrap();
+        assert_eq!(days_since_epoch(date), 10);
     }
 }
