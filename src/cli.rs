@@ -162,14 +162,9 @@ fn block_on(future: impl Future<Output = Result<(), Error>>) -> Result<(), Error
         .map_err(|error| {
             Error::run(format!("cannot start the async runtime: {error}"))
         })?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = future => result,
-            signal = interrupted() => Err(Error::run(format!(
-                "run interrupted by {signal}; nothing was published"
-            ))),
-        }
-    });
+    // `run` handles SIGINT and SIGTERM itself, to write its summary; the other
+    // commands write nothing and end on them as any process does.
+    let result = runtime.block_on(future);
     // A worker thread may still be inside a long function call after an interrupt.
     // Waiting for it would delay the exit, so the runtime is left to the exit.
     runtime.shutdown_background();
@@ -216,11 +211,23 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// Prints each problem of `error` once: as `error:` and `hint:` lines, or with
+/// JSON logs as one error event each, so stderr stays one format.
 fn print_error(error: &Error) {
+    use std::io::Write as _;
     for problem in error.problems() {
-        eprintln!("error: {}", crate::redact::text(problem.message()));
+        if crate::logging::is_json() {
+            match problem.hint() {
+                Some(hint) => tracing::error!(hint, "{}", problem.message()),
+                None => tracing::error!("{}", problem.message()),
+            }
+            continue;
+        }
+        // A closed stderr must not turn into a panic; there is nowhere else to write.
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "error: {}", crate::redact::text(problem.message()));
         if let Some(hint) = problem.hint() {
-            eprintln!("hint: {}", crate::redact::text(hint));
+            let _ = writeln!(stderr, "hint: {}", crate::redact::text(hint));
         }
     }
     let mut source = std::error::Error::source(error);
@@ -242,8 +249,13 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: internal error: {payload}{location}");
-        eprintln!("hint: this is a bug in cra; please report it with the job file");
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "error: internal error: {payload}{location}");
+        let _ = writeln!(
+            stderr,
+            "hint: this is a bug in cra; please report it with the job file"
+        );
     }));
 }
 
@@ -253,9 +265,9 @@ fn print_functions() {
             crate::functions::FunctionKind::Scalar => "scalar",
             crate::functions::FunctionKind::Aggregate => "aggregate",
         };
-        println!("{}  ({kind})", doc.signature);
-        println!("    {}", doc.summary);
-        println!("    example: {}", doc.example);
+        out!("{}  ({kind})", doc.signature);
+        out!("    {}", doc.summary);
+        out!("    example: {}", doc.example);
     }
 }
 
@@ -340,15 +352,26 @@ async fn explain(args: ExplainArgs) -> Result<(), Error> {
 }
 
 async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
-    let run_id = match &args.run_id {
-        Some(id) => check_run_id(id)?,
-        None => new_run_id(),
-    };
+    let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
+    let mut summary = RunSummary::new(&run_id, &args.job);
     if let Some(path) = &args.summary_file {
         crate::summary::check_path(path)?;
+        // The summary must never replace the job, an input or an output.
+        if let Ok(overrides) = parse_overrides(&args.params)
+            && let Ok(job) = job::load(&args.job, &overrides)
+        {
+            crate::summary::check_target(path, &job)?;
+        }
     }
-    let mut summary = RunSummary::new(&run_id, &args.job);
-    let result = run_job(&args, &run_id, &mut summary, &progress).await;
+    let result = match check_run_id(&run_id) {
+        Ok(_) => tokio::select! {
+            result = run_job(&args, &run_id, &mut summary, &progress) => result,
+            signal = interrupted() => Err(Error::run(format!(
+                "run interrupted by {signal}; nothing was published"
+            ))),
+        },
+        Err(error) => Err(error),
+    };
     summary.finish(result.as_ref().map(|_| ()));
     if let Some(path) = &args.summary_file
         && let Err(error) = summary.write(path)

@@ -27,6 +27,13 @@ pub enum LogFormat {
     Json,
 }
 
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Returns whether logs are JSON, so errors are written as JSON events too.
+pub fn is_json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the global subscriber. `verbose` counts `-v` flags; `quiet` keeps
 /// errors only; `RUST_LOG` overrides both. With `progress` shown, the default
 /// level leaves out the info lines that the progress display replaces.
@@ -40,6 +47,11 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    JSON.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // Errors are printed by the command line at error level, whatever the filter.
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry

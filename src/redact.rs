@@ -17,9 +17,14 @@ fn secrets() -> &'static RwLock<Vec<String>> {
     SECRETS.get_or_init(|| RwLock::new(Vec::new()))
 }
 
-/// Registers a value to be redacted from now on. Empty values are ignored.
+/// Values shorter than this are not masked, because they cannot be distinguished
+/// from ordinary text and masking them would garble every message.
+pub const MIN_CHARS: usize = 4;
+
+/// Registers a value to be redacted from now on; values shorter than
+/// [`MIN_CHARS`] are ignored.
 pub fn register(value: &str) {
-    if value.is_empty() {
+    if value.chars().count() < MIN_CHARS {
         return;
     }
     let mut secrets = secrets().write().unwrap_or_else(|e| e.into_inner());
@@ -61,7 +66,8 @@ pub fn to_json_pretty<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<
     serde_json::to_vec_pretty(&tree)
 }
 
-/// Redacts every string in a JSON value, keys included.
+/// Redacts every string value in a JSON value. Keys are cra's own names and
+/// stay as they are, so the document keeps its schema.
 pub fn json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) => {
@@ -70,13 +76,7 @@ pub fn json(value: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(json),
-        serde_json::Value::Object(map) => {
-            let entries = std::mem::take(map);
-            for (key, mut item) in entries {
-                json(&mut item);
-                map.insert(text(&key).into_owned(), item);
-            }
-        }
+        serde_json::Value::Object(map) => map.values_mut().for_each(json),
         _ => {}
     }
 }
@@ -131,13 +131,14 @@ mod tests {
         );
         let mut value = serde_json::json!({
             "a": ["x s3cr3t-value-for-redact-test"],
-            "s3cr3t-value-for-redact-test": 1
+            "b": {"c": "s3cr3t-value-for-redact-test"}
         });
         json(&mut value);
-        assert_eq!(
-            value,
-            serde_json::json!({"a": [format!("x {MASK}")], MASK: 1})
-        );
+        let expected = serde_json::json!({"a": [format!("x {MASK}")], "b": {"c": MASK}});
+        assert_eq!(value, expected);
+        // Too short to tell apart from ordinary text.
+        register("abc");
+        assert_eq!(text("abc"), "abc");
         assert!(matches!(text("nothing here"), Cow::Borrowed(_)));
     }
 

@@ -84,7 +84,7 @@ pub struct OutputSummary {
     pub table: String,
     /// Destination as the user reads it.
     pub path: String,
-    /// Whether the destination now holds this run's files.
+    /// Whether the destination now contains this run's files.
     pub published: bool,
     /// Rows written.
     pub rows: u64,
@@ -172,8 +172,47 @@ fn temporary_path(path: &Path, run_id: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{run_id}.tmp"))
 }
 
-/// Checks before a run that the summary can be written where `path` says: its
-/// folder exists and `path` is no folder. A run that would only fail to report
+/// Checks that writing the summary to `path` would replace neither the job file
+/// nor anything inside an input or an output.
+pub fn check_target(path: &Path, job: &crate::job::JobPlan) -> Result<(), Error> {
+    let Ok(target) = std::path::absolute(path).map(|p| crate::storage::normalize(&p))
+    else {
+        return Ok(());
+    };
+    let job_file = std::path::absolute(&job.file).map(|p| crate::storage::normalize(&p));
+    let clash = if job_file.is_ok_and(|file| file == target) {
+        Some("the job file".to_string())
+    } else {
+        let inputs = job
+            .inputs
+            .iter()
+            .map(|input| (format!("input '{}'", input.name), &input.location));
+        let outputs = job
+            .outputs
+            .iter()
+            .map(|output| (format!("output '{}'", output.table), &output.location));
+        inputs.chain(outputs).find_map(|(what, location)| {
+            let root = location.local_path();
+            let root = if location.is_glob() {
+                root.parent().unwrap_or(root)
+            } else {
+                root
+            };
+            target.starts_with(root).then_some(what)
+        })
+    };
+    match clash {
+        Some(what) => Err(Error::invalid(format!(
+            "--summary-file '{}' would overwrite {what}",
+            path.display()
+        ))
+        .with_hint("write the summary to a file outside every input and output")),
+        None => Ok(()),
+    }
+}
+
+/// Checks before a run that the summary can be written to `path`: its folder
+/// exists and `path` is no folder. A run that would only fail to report
 /// itself at the end exits 2 at the start instead.
 pub fn check_path(path: &Path) -> Result<(), Error> {
     let folder = match path.parent() {
@@ -181,8 +220,13 @@ pub fn check_path(path: &Path) -> Result<(), Error> {
         _ => Path::new("."),
     };
     if !folder.is_dir() {
+        let problem = if folder.exists() {
+            "is not a folder"
+        } else {
+            "does not exist"
+        };
         return Err(Error::invalid(format!(
-            "--summary-file '{}': folder '{}' does not exist",
+            "--summary-file '{}': folder '{}' {problem}",
             path.display(),
             folder.display()
         ))

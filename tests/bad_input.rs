@@ -140,9 +140,7 @@ fn every_bad_input_case_fails_cleanly() {
             "truncated_parquet",
             2,
             &[
-                "input 'transactions': cannot read the schema of",
-                "truncated.parquet",
-                "Corrupt footer",
+                "input 'transactions': 'truncated_parquet/truncated.parquet' is not a Parquet file: it does not end in 'PAR1'",
             ],
         ),
         (
@@ -157,7 +155,11 @@ fn every_bad_input_case_fails_cleanly() {
         (
             "schemas_disagree",
             2,
-            &["input 'orders'", "field 'amount'", "Utf8", "Float64"],
+            &[
+                "input 'orders': files have different columns",
+                "amount Utf8",
+                "amount Float64",
+            ],
         ),
         (
             "output_inside_input",
@@ -173,6 +175,28 @@ fn every_bad_input_case_fails_cleanly() {
             "not_utf8",
             2,
             &["job.yaml:1:10: job file is not valid UTF-8"],
+        ),
+        (
+            "bad_footer_length",
+            2,
+            &[
+                "input 'orders': 'bad_footer_length/orders.parquet' is not a valid Parquet file: its footer length",
+            ],
+        ),
+        (
+            "empty_parquet_file",
+            2,
+            &[
+                "'empty_parquet_file/orders.parquet' is not a Parquet file: it has 0 bytes",
+            ],
+        ),
+        (
+            "columns_disagree",
+            2,
+            &[
+                "input 'orders': files have different columns: 'columns_disagree/orders/part-1.parquet' has [note Utf8]",
+                "every file of one input needs the same columns and types",
+            ],
         ),
     ];
     let folder = repo().join("tests/cases");

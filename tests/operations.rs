@@ -414,3 +414,115 @@ fn progress_shows_only_on_a_terminal() {
     run.assert_code(0);
     assert!(!run.stderr().contains("rows in"), "{}", run.stderr());
 }
+
+#[test]
+fn null_partition_value_fails_the_run() {
+    let workspace = Workspace::with_transactions();
+    workspace.write(
+        "job.yaml",
+        "name: partitioned\n\
+         inputs:\n  transactions:\n    path: data/transactions.parquet\n\
+         stages:\n  - name: picked\n    query: |\n      \
+         SELECT customer_id, CASE WHEN customer_id = 2 THEN NULL ELSE cds END AS cds\n      \
+         FROM transactions WHERE customer_id < 5\n\
+         outputs:\n  - {table: picked, path: out/picked, partition_by: [cds]}\n",
+    );
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("partition column 'cds' is NULL in 2 rows");
+    run.assert_stderr_contains("replace NULL with COALESCE");
+    assert!(!workspace.path("out/picked").exists());
+    assert_eq!(common::leftovers(workspace.root()), Vec::<String>::new());
+}
+
+#[test]
+fn summary_never_replaces_job_or_data() {
+    let workspace = Workspace::with_transactions();
+    let job = job_with_checks("      - unique: customer_id\n");
+    workspace.write("job.yaml", &job);
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    for target in [
+        "job.yaml",
+        "data/transactions.parquet",
+        "out/customers/_manifest.json",
+    ] {
+        let run = workspace.cra(&["run", "job.yaml", "--summary-file", target]);
+        run.assert_code(2);
+        run.assert_stderr_contains(&format!("--summary-file '{target}' would overwrite"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(workspace.path("job.yaml")).unwrap(),
+        job
+    );
+}
+
+#[test]
+fn summary_replaces_stale_one_on_bad_run_id() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - unique: customer_id\n"));
+    workspace.write("summary.json", "{\"status\": \"succeeded\"}");
+    let run = workspace.cra(&[
+        "run",
+        "job.yaml",
+        "--run-id",
+        "bad id",
+        "--summary-file",
+        "summary.json",
+    ]);
+    run.assert_code(2);
+    let summary = read_json(&workspace.path("summary.json"));
+    assert_eq!(summary["status"], "invalid");
+    assert_eq!(summary["exit_code"], 2);
+}
+
+#[test]
+fn json_logs_stay_json_on_failure() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", job_with_checks("      - row_count: {max: 3}\n"));
+    let run = workspace.cra(&["--log-format", "json", "run", "job.yaml"]);
+    run.assert_code(3);
+    let stderr = run.stderr();
+    let mut errors = 0;
+    for line in stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if value["level"] == "ERROR" {
+            errors += 1;
+            let message = value["message"].as_str().unwrap();
+            assert!(message.contains("outside max 3"), "{message}");
+            let hint = value["fields"]["hint"].as_str().unwrap();
+            assert!(hint.contains("nothing was published"), "{hint}");
+        }
+    }
+    assert_eq!(errors, 1, "{stderr}");
+}
+
+#[test]
+fn accepted_values_of_wrong_type_are_invalid() {
+    let workspace = Workspace::with_transactions();
+    let job =
+        job_with_checks("      - accepted_values: {column: label, values: [1, y]}\n")
+            .replace("count(*) AS orders", "'x' AS label, count(*) AS orders");
+    workspace.write("job.yaml", job);
+    let run = workspace.cra(&["validate", "job.yaml"]);
+    run.assert_code(2).assert_no_panic();
+    run.assert_stderr_contains(
+        "the column is Utf8, so its values must be strings, not 1, true",
+    );
+    run.assert_stderr_contains("YAML reads y, n, yes, no, on and off as booleans");
+}
+
+#[test]
+fn closed_stderr_keeps_exit_code() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", "name: broken\n");
+    let mut child = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing the read end makes every write to stderr fail.
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+}

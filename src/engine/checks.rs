@@ -54,6 +54,8 @@ pub struct CheckResult {
     pub failing_rows: u64,
     /// Rows the table has, for `row_count` checks.
     pub rows: Option<u64>,
+    /// The bounds of a `row_count` check, as text such as `min 1, max 10`.
+    pub bounds: Option<String>,
     /// A few failing rows or values, as `column=value` text.
     pub examples: Vec<String>,
     /// Position of the check in the job file.
@@ -69,6 +71,9 @@ impl CheckResult {
         );
         if let Some(rows) = self.rows {
             text.push_str(&format!(": the table has {rows} rows"));
+            if let Some(bounds) = &self.bounds {
+                text.push_str(&format!(", outside {bounds}"));
+            }
         } else {
             let rows = if self.failing_rows == 1 {
                 "row"
@@ -216,6 +221,19 @@ impl Engine {
                 passed,
                 failing_rows: failing,
                 rows,
+                bounds: match &check.kind {
+                    CheckKind::RowCount { min, max } => Some(
+                        [
+                            min.map(|v| format!("min {v}")),
+                            max.map(|v| format!("max {v}")),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    ),
+                    _ => None,
+                },
                 examples,
                 position: check.position.clone(),
             };
@@ -366,6 +384,21 @@ impl Engine {
                 values,
             } => {
                 let target = column(name)?;
+                let data_type = table
+                    .schema()
+                    .field_with_unqualified_name(name)
+                    .map(|f| f.data_type().clone())
+                    .map_err(planning)?;
+                if let Some(problem) = value_type_problem(&data_type, values) {
+                    return Err(Error::invalid(format!(
+                        "{}: output '{}': check '{}': {problem}",
+                        check.position, output.table, check.name
+                    ))
+                    .with_hint(
+                        "quote values of a text column; YAML reads y, n, yes, no, on and \
+                         off as booleans",
+                    ));
+                }
                 let list: Vec<Expr> = values.iter().map(|v| lit(scalar(v))).collect();
                 let violations = table
                     .filter(
@@ -475,6 +508,45 @@ fn check_error(
     }
 }
 
+/// Returns why `values` cannot be compared with a column of `data_type`: text
+/// columns take strings, numeric columns numbers, boolean columns booleans.
+fn value_type_problem(data_type: &DataType, values: &[ScalarSpec]) -> Option<String> {
+    let text = matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Dictionary(_, _)
+    );
+    let (wanted, fits): (&str, fn(&ScalarSpec) -> bool) = if text {
+        ("strings", |v| matches!(v, ScalarSpec::String(_)))
+    } else if data_type.is_numeric() {
+        ("numbers", |v| {
+            matches!(v, ScalarSpec::Int(_) | ScalarSpec::Float(_))
+        })
+    } else if *data_type == DataType::Boolean {
+        ("true or false", |v| matches!(v, ScalarSpec::Bool(_)))
+    } else {
+        return None;
+    };
+    let wrong: Vec<String> = values
+        .iter()
+        .filter(|v| !fits(v))
+        .map(|v| match v {
+            ScalarSpec::Bool(b) => b.to_string(),
+            ScalarSpec::Int(i) => i.to_string(),
+            ScalarSpec::Float(f) => f.to_string(),
+            ScalarSpec::String(s) => format!("'{s}'"),
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "the column is {data_type}, so its values must be {wanted}, not {}",
+            wrong.join(", ")
+        )
+    })
+}
+
 /// Returns a check value as a literal.
 fn scalar(value: &ScalarSpec) -> ScalarValue {
     match value {
@@ -507,6 +579,27 @@ fn first_integer(batches: &[RecordBatch]) -> u64 {
         .map_or(0, |v| v.max(0) as u64)
 }
 
+/// Maximum characters of a value in an example.
+const EXAMPLE_CHARS: usize = 60;
+
+/// Returns a value fit for a one-line message: control characters escaped, so
+/// data cannot start a new line or colour the terminal, and long values cut.
+fn printable(value: &str) -> String {
+    let mut out = String::new();
+    for (index, c) in value.chars().enumerate() {
+        if index == EXAMPLE_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Formats rows as `column=value, ...`, the row-count column as `(N rows)`.
 fn format_rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
@@ -523,7 +616,7 @@ fn format_rows(batches: &[RecordBatch]) -> Vec<String> {
             let mut count = None;
             for (field, formatter) in schema.fields().iter().zip(&formatters) {
                 let value = match formatter {
-                    Ok(formatter) => formatter.value(row).to_string(),
+                    Ok(formatter) => printable(&formatter.value(row).to_string()),
                     Err(_) => "?".to_string(),
                 };
                 if field.name() == ROWS {
@@ -534,7 +627,8 @@ fn format_rows(batches: &[RecordBatch]) -> Vec<String> {
             }
             let mut text = parts.join(", ");
             if let Some(count) = count {
-                text.push_str(&format!(" ({count} rows)"));
+                let rows = if count == "1" { "row" } else { "rows" };
+                text.push_str(&format!(" ({count} {rows})"));
             }
             rows.push(text);
             if rows.len() >= EXAMPLES {

@@ -47,6 +47,12 @@ impl Engine {
             .with_hint(hint));
         }
         let mut text = String::new();
+        if job.stages.is_empty() {
+            text.push_str(&format!(
+                "job {} has no stages; its outputs read the inputs directly\n",
+                job.name
+            ));
+        }
         for stage in &job.stages {
             let explained = only.is_none_or(|name| name == stage.name);
             if explained {

@@ -68,8 +68,9 @@ pub async fn register(
         .with_hint(format!("expected files ending in '{extension}'")));
     }
 
-    if input.format == InputFormat::Csv {
-        check_csv_headers(&context, &files)?;
+    match input.format {
+        InputFormat::Csv => check_csv_headers(&context, &files)?,
+        InputFormat::Parquet => check_parquet_files(&context, &files)?,
     }
 
     let table = listing_table(ctx, input, format, extension)
@@ -146,6 +147,107 @@ fn listing_url(
         text.push('/');
     }
     ListingTableUrl::parse(text)
+}
+
+/// Reads the footer of every Parquet file and checks that all files have the
+/// same columns with the same types.
+///
+/// DataFusion would merge files with different columns into one table whose
+/// missing values are NULL, and its statistics then disagree with the data. A
+/// footer with a wrong length makes its reader panic. Both are an invalid input
+/// here (exit 2), named by file.
+fn check_parquet_files(
+    context: &str,
+    files: &[(std::path::PathBuf, u64)],
+) -> Result<(), Error> {
+    let mut first: Option<(&std::path::Path, Vec<(String, DataType)>)> = None;
+    for (path, size) in files {
+        let columns = parquet_columns(path, *size).map_err(|problem| {
+            Error::invalid(format!("{context}: '{}' {problem}", shown(path)))
+        })?;
+        let Some((first_path, expected)) = &first else {
+            first = Some((path.as_path(), columns));
+            continue;
+        };
+        if *expected != columns {
+            let describe = |list: &[(String, DataType)], other: &[(String, DataType)]| {
+                list.iter()
+                    .filter(|column| !other.contains(column))
+                    .map(|(name, data_type)| format!("{name} {data_type}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(Error::invalid(format!(
+                "{context}: files have different columns: '{}' has [{}] where '{}' has [{}]",
+                shown(path),
+                describe(&columns, expected),
+                shown(first_path),
+                describe(expected, &columns),
+            ))
+            .with_hint("every file of one input needs the same columns and types"));
+        }
+    }
+    Ok(())
+}
+
+/// Returns a file's path relative to the working folder when it lies inside it,
+/// as a user named it.
+fn shown(path: &std::path::Path) -> String {
+    let relative = std::env::current_dir().ok().and_then(|dir| {
+        path.strip_prefix(dir)
+            .ok()
+            .map(std::path::Path::to_path_buf)
+    });
+    relative
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Returns the columns of a Parquet file, sorted by name, from its footer.
+fn parquet_columns(
+    path: &std::path::Path,
+    size: u64,
+) -> Result<Vec<(String, DataType)>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 8;
+    if size < 12 {
+        return Err(format!(
+            "is not a Parquet file: it has {size} bytes, and the smallest has 12"
+        ));
+    }
+    let mut file =
+        std::fs::File::open(path).map_err(|error| format!("cannot be read: {error}"))?;
+    let mut tail = [0u8; TAIL as usize];
+    file.seek(SeekFrom::End(-(TAIL as i64)))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(|error| format!("cannot be read: {error}"))?;
+    if &tail[4..] != b"PAR1" {
+        return Err("is not a Parquet file: it does not end in 'PAR1'".to_string());
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > size {
+        return Err(format!(
+            "is not a valid Parquet file: its footer length {footer} exceeds the file's \
+             {size} bytes"
+        ));
+    }
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|error| format!("has an unreadable footer: {error}"))?;
+    let file_metadata = metadata.file_metadata();
+    let schema = parquet::arrow::parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    )
+    .map_err(|error| format!("has a schema cra cannot read: {error}"))?;
+    let mut columns: Vec<(String, DataType)> = schema
+        .fields()
+        .iter()
+        .map(|field| (field.name().clone(), field.data_type().clone()))
+        .collect();
+    columns.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(columns)
 }
 
 async fn listing_table(

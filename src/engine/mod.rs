@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod explain;
 pub mod inputs;
+mod partition;
 pub mod sql;
 
 use std::collections::{BTreeMap, HashMap};
@@ -393,10 +394,52 @@ impl Engine {
                 .collect();
             frame = frame.sort(keys).map_err(failed)?;
         }
+        if !output.partition_by.is_empty() {
+            frame =
+                guard_partition_columns(frame, &output.partition_by).map_err(failed)?;
+        }
         write_parquet(frame, dir, &output.partition_by)
             .await
-            .map_err(failed)
+            .map_err(|error| {
+                let error = failed(error);
+                if error.message().contains("a partition folder cannot hold NULL") {
+                    error.with_hint(
+                        "filter those rows out, or replace NULL with COALESCE in the stage",
+                    )
+                } else {
+                    error
+                }
+            })
     }
+}
+
+/// Passes each partition column through the guard that fails on NULL, keeping
+/// the column's name and position.
+fn guard_partition_columns(
+    frame: DataFrame,
+    partition_by: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    let guard =
+        datafusion::logical_expr::ScalarUDF::from(partition::PartitionValue::new());
+    let columns: Vec<Expr> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = Expr::Column(Column::new_unqualified(field.name()));
+            if partition_by.contains(field.name()) {
+                guard
+                    .call(vec![
+                        column,
+                        datafusion::logical_expr::lit(field.name().as_str()),
+                    ])
+                    .alias(field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    frame.select(columns)
 }
 
 /// Returns a parameter value as the DataFusion scalar bound to `$name`.

@@ -91,7 +91,12 @@ fn yaml_error(file: &str, error: &serde_saphyr::Error) -> Error {
         .filter(|location| location.line() > 0)
         .map(|location| format!(":{}:{}", location.line(), location.column()))
         .unwrap_or_default();
-    let hint = unknown_key_hint(&message).or_else(|| reworded_hint(&message));
+    // The job-level hint fits only where the document itself is not a mapping.
+    let at_start = bare
+        .location()
+        .is_none_or(|location| location.line() <= 1 && location.column() <= 1);
+    let hint = unknown_key_hint(&message)
+        .or_else(|| at_start.then(|| reworded_hint(&message)).flatten());
     let mut error = Error::invalid(format!("{file}{position}: {message}"));
     if let Some(hint) = hint {
         error = error.with_hint(hint);

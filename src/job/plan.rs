@@ -194,7 +194,10 @@ impl CheckKind {
             CheckKind::AcceptedValues { .. } => "accepted_values",
             CheckKind::RowCount { .. } => "row_count",
             CheckKind::Range { .. } => "range",
-            CheckKind::Sql { .. } => "sql",
+            CheckKind::Sql { origin, .. } => match origin {
+                SqlOrigin::File { .. } => "sql",
+                SqlOrigin::Inline { .. } => "query",
+            },
         }
     }
 
@@ -374,8 +377,9 @@ impl Resolver<'_> {
                         values.insert(name.as_str(), value);
                     }
                     Err(message) => {
-                        let hint = (param.value.param_type == ParamType::String)
-                            .then(|| "quote the default to make it a string".to_string());
+                        let hint = (param.value.param_type == ParamType::String
+                            && !matches!(&default.value, ScalarSpec::String(_)))
+                        .then(|| "quote the default to make it a string".to_string());
                         self.problem(
                             default,
                             format!("parameter '{name}': {message}"),
@@ -662,6 +666,19 @@ impl Resolver<'_> {
                     this.problem(
                         at,
                         format!("{what} {kind}: needs one or more column names"),
+                        None,
+                    );
+                    return None;
+                }
+                let repeated = names
+                    .iter()
+                    .enumerate()
+                    .find(|(i, name)| names[..*i].contains(name))
+                    .map(|(_, name)| name.clone());
+                if let Some(repeated) = repeated {
+                    this.problem(
+                        at,
+                        format!("{what} {kind}: column '{repeated}' is named twice"),
                         None,
                     );
                     return None;

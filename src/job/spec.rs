@@ -194,13 +194,48 @@ pub enum Severity {
 }
 
 /// One column name or a list of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Columns {
     /// `not_null: customer_id`.
     One(String),
     /// `unique: [customer_id, as_of]`.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Columns {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct Names;
+
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = Columns;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a column name or a list of column names (quote names such as n or \
+                     yes, which YAML reads as booleans)",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Columns, E> {
+                Ok(Columns::One(name.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Columns, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(Columns::Many(names))
+            }
+        }
+
+        deserializer.deserialize_any(Names)
+    }
 }
 
 impl Columns {
@@ -227,10 +262,10 @@ pub struct AcceptedValuesSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowCountSpec {
-    /// Fewest rows allowed.
+    /// Minimum number of rows.
     #[serde(default)]
     pub min: Option<u64>,
-    /// Most rows allowed.
+    /// Maximum number of rows.
     #[serde(default)]
     pub max: Option<u64>,
 }
