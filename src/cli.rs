@@ -407,7 +407,8 @@ async fn run_job(
     let mut publisher = Publisher::prepare(&job, run_id, args.force)?;
     let stages = engine
         .run_stages(&job, publisher.run_dir(), progress)
-        .await?;
+        .await
+        .map_err(|error| name_unreadable_input(&job, error))?;
     summary.stages = stages.iter().map(StageSummary::from).collect();
 
     let mut manifests = Vec::new();
@@ -416,7 +417,10 @@ async fn run_job(
         let staging = publisher.staging_dir(index);
         engine.take_invalid_counts();
         let task = progress.start(format!("output {}", output.table));
-        let rows = engine.write_output(&job, output, staging).await?;
+        let rows = engine
+            .write_output(&job, output, staging)
+            .await
+            .map_err(|error| name_unreadable_input(&job, error))?;
         task.finish(rows);
         let invalid_statistics = engine.take_invalid_counts();
         let files = publish::list_data_files(staging).map_err(|error| {
@@ -535,6 +539,24 @@ async fn run_job(
         started.elapsed(),
     );
     Ok(())
+}
+
+/// Adds the input file that cannot be read to a run error that came from
+/// decoding input data, whose message names no file.
+fn name_unreadable_input(job: &JobPlan, error: Error) -> Error {
+    let message = error.message().to_lowercase();
+    let decoding = ["parquet", "corrupt", "external error", "arrow error"]
+        .iter()
+        .any(|word| message.contains(word));
+    if error.kind() != crate::error::ExitKind::Run || !decoding {
+        return error;
+    }
+    match crate::engine::inputs::find_unreadable_file(job) {
+        Some((file, problem)) => {
+            error.with_hint(format!("input file '{file}' cannot be read: {problem}"))
+        }
+        None => error,
+    }
 }
 
 fn params_json(job: &JobPlan) -> serde_json::Map<String, serde_json::Value> {

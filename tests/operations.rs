@@ -118,6 +118,9 @@ fn validate_reads_no_data_pages() {
     let run = workspace.cra(&["run", "job.yaml"]);
     run.assert_code(1).assert_no_panic();
     run.assert_stderr_contains("error: job.yaml");
+    run.assert_stderr_contains(
+        "hint: input file 'data/transactions.parquet' cannot be read",
+    );
     assert!(!workspace.path("out/customers").exists());
     assert_eq!(common::leftovers(workspace.root()), Vec::<String>::new());
 }

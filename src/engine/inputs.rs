@@ -272,3 +272,43 @@ async fn listing_table(
         .with_schema(schema);
     ListingTable::try_new(config)
 }
+
+/// Finds the first Parquet input file whose data cannot be read, by reading every
+/// file of every Parquet input in full. Returns the file and the problem.
+///
+/// DataFusion's decoding errors do not name the file, so a run that failed on
+/// one calls this to say which file it was. It reads all input data again, which
+/// is acceptable only after a failure.
+pub fn find_unreadable_file(job: &JobPlan) -> Option<(String, String)> {
+    for input in &job.inputs {
+        if input.format != InputFormat::Parquet {
+            continue;
+        }
+        let extension = if input.location.local_path().is_file() {
+            ""
+        } else {
+            ".parquet"
+        };
+        let Ok(files) = input.location.list_files(extension) else {
+            continue;
+        };
+        for (path, _) in files {
+            if let Err(problem) = read_whole_parquet(&path) {
+                return Some((shown(&path), problem));
+            }
+        }
+    }
+    None
+}
+
+fn read_whole_parquet(path: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.build())
+            .map_err(|error| error.to_string())?;
+    for batch in reader {
+        batch.map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}

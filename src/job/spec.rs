@@ -73,8 +73,7 @@ impl ParamType {
 }
 
 /// A YAML scalar as written, before it is checked against a declared type.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum ScalarSpec {
     /// `true` or `false`.
     Bool(bool),
@@ -84,6 +83,53 @@ pub enum ScalarSpec {
     Float(f64),
     /// Any other scalar, including unquoted dates.
     String(String),
+}
+
+impl<'de> Deserialize<'de> for ScalarSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct Scalar;
+
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = ScalarSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, a number or true or false")
+            }
+
+            fn visit_bool<E: serde::de::Error>(
+                self,
+                value: bool,
+            ) -> Result<ScalarSpec, E> {
+                Ok(ScalarSpec::Bool(value))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<ScalarSpec, E> {
+                Ok(ScalarSpec::Int(value))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<ScalarSpec, E> {
+                Ok(match i64::try_from(value) {
+                    Ok(value) => ScalarSpec::Int(value),
+                    Err(_) => ScalarSpec::Float(value as f64),
+                })
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<ScalarSpec, E> {
+                Ok(ScalarSpec::Float(value))
+            }
+
+            fn visit_str<E: serde::de::Error>(
+                self,
+                value: &str,
+            ) -> Result<ScalarSpec, E> {
+                Ok(ScalarSpec::String(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(Scalar)
+    }
 }
 
 /// One input table.
