@@ -164,6 +164,41 @@ outputs:
 }
 
 #[test]
+fn literal_model_with_bad_parameter_fails() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "x.csv",
+        "id,frequency,recency,t,spend\n1,2,30.43,38.86,20.5\n",
+    );
+    for (call, parameter) in [
+        (
+            "bgnbd_p_alive(frequency, recency, t, \
+             named_struct('r', -0.5, 'alpha', 4.4, 'a', 0.8, 'b', 2.4))",
+            "'r' is -0.5",
+        ),
+        (
+            "gamma_gamma_expected_spend(frequency, spend, \
+             named_struct('p', 6.25, 'q', 0.0, 'v', 15.4))",
+            "'q' is 0",
+        ),
+    ] {
+        workspace.write(
+            "score.yaml",
+            format!(
+                "name: score\ninputs:\n  customers: {{path: x.csv, format: csv}}\n\
+                 stages:\n  - name: scored\n    query: SELECT {call} AS x FROM customers\n\
+                 outputs:\n  - {{table: scored, path: out/scored}}\n"
+            ),
+        );
+        let run = workspace.cra(&["run", "score.yaml"]);
+        assert_ne!(run.code(), 0, "{call}");
+        run.assert_no_panic();
+        run.assert_stderr_contains(&format!("model parameter {parameter}"));
+        assert!(!workspace.path("out/scored").exists());
+    }
+}
+
+#[test]
 fn holdout_job_reproduces_paper_totals() {
     let workspace = Workspace::with_main_job();
     workspace

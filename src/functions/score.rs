@@ -2,7 +2,7 @@
 //!
 //! Each takes customer statistics and a model struct, either a fit's result (a
 //! column, for example through a `CROSS JOIN`) or a `named_struct(...)` literal. A
-//! NULL argument, invalid statistics or invalid parameters give NULL, never NaN or
+//! NULL argument or invalid statistics give NULL, never NaN or
 //! infinity.
 
 use std::cell::RefCell;
@@ -370,7 +370,7 @@ fn expected_purchases(
 ///
 /// The value does not depend on recency, and customers share frequency and t
 /// (t takes one value per first-purchase day), so a scored table needs few
-/// distinct ones; for BG/NBD and MBG/NBD each is a 2F1 series. Each thread keeps
+/// distinct ones. For BG/NBD and MBG/NBD each is a 2F1 series. Each thread keeps
 /// one memo across batches; it starts afresh when the model changes or it is full.
 #[derive(Debug, Default)]
 struct IfAliveMemo {
@@ -425,9 +425,14 @@ fn score_purchase(
     check_model_name(kind, model)?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
-        let value = params
-            .params::<4>(row)
-            .and_then(|params| PurchaseModel::new(kind, params))
+        let model = match params.params::<4>(row) {
+            Some(values) => Some(
+                PurchaseModel::new(kind, values)
+                    .ok_or_else(|| invalid_params(&kind.params(), &values))?,
+            ),
+            None => None,
+        };
+        let value = model
             .zip(customer(&stats, row, invalid))
             .and_then(|(model, customer)| score(&model, &customer, row));
         out.append_option(finite(value));
@@ -435,12 +440,31 @@ fn score_purchase(
     Ok(out.finish())
 }
 
-fn spend_model(params: Option<[f64; 3]>) -> Option<GammaGamma> {
-    let [p, q, v] = params?;
-    [p, q, v]
+/// Returns the error for model parameters that are not all positive and finite:
+/// a fit never returns such values, so they come from a mistyped literal.
+fn invalid_params(names: &[&str], values: &[f64]) -> datafusion::error::DataFusionError {
+    let (name, value) = names
         .iter()
-        .all(|x| x.is_finite() && *x > 0.0)
-        .then(|| GammaGamma::new(p, q, v))
+        .zip(values)
+        .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+        .map_or(("?", f64::NAN), |(n, v)| (*n, *v));
+    datafusion::error::DataFusionError::Execution(format!(
+        "model parameter '{name}' is {value}, and every model parameter must be \
+         positive and finite"
+    ))
+}
+
+/// Returns the Gamma-Gamma model of a row: `None` for a NULL model, an error for
+/// parameters that are not all positive and finite.
+fn spend_model(params: Option<[f64; 3]>) -> Result<Option<GammaGamma>> {
+    let Some([p, q, v]) = params else {
+        return Ok(None);
+    };
+    if [p, q, v].iter().all(|x| x.is_finite() && *x > 0.0) {
+        Ok(Some(GammaGamma::new(p, q, v)))
+    } else {
+        Err(invalid_params(&["p", "q", "v"], &[p, q, v]))
+    }
 }
 
 /// Returns true for statistics Gamma-Gamma can score: frequency a whole number
@@ -463,13 +487,14 @@ fn expected_spend(
     let model = ModelColumns::extract(&arrays[2], &["p", "q", "v"])?;
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
+        let gg = spend_model(model.params::<3>(row))?;
         let value = (|| {
             let (frequency, monetary) = (at(frequency, row)?, at(monetary, row)?);
             if !is_valid_spend(frequency, monetary) {
                 *invalid += 1;
                 return None;
             }
-            spend_model(model.params::<3>(row))?.expected_spend(frequency, monetary)
+            gg?.expected_spend(frequency, monetary)
         })();
         out.append_option(finite(value));
     }
@@ -530,6 +555,14 @@ fn clv(arrays: &[ArrayRef], rows: usize, invalid: &mut u64) -> Result<Float64Arr
     let kinds = purchase.kinds.clone().unwrap_or_default();
     let mut out = Float64Builder::with_capacity(rows);
     for row in 0..rows {
+        let gg = spend_model(spend.params::<3>(row))?;
+        let model = match (kinds.get(row).copied().flatten(), purchase.params::<4>(row)) {
+            (Some(kind), Some(values)) => Some(
+                PurchaseModel::new(kind, values)
+                    .ok_or_else(|| invalid_params(&kind.params(), &values))?,
+            ),
+            _ => None,
+        };
         let value = (|| {
             let customer = customer(&stats, row, invalid)?;
             let monetary = at(monetary, row)?;
@@ -537,10 +570,8 @@ fn clv(arrays: &[ArrayRef], rows: usize, invalid: &mut u64) -> Result<Float64Arr
                 *invalid += 1;
                 return None;
             }
-            let kind = kinds.get(row).copied().flatten()?;
-            let model = PurchaseModel::new(kind, purchase.params::<4>(row)?)?;
-            let gg = spend_model(spend.params::<3>(row))?;
-            let per_purchase = gg.expected_spend(customer.frequency, monetary)?;
+            let model = model?;
+            let per_purchase = gg?.expected_spend(customer.frequency, monetary)?;
             let months = at(months, row)?;
             let rate = at(rate, row)?;
             let periods = at(periods, row)?;
