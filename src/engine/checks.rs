@@ -323,6 +323,13 @@ impl Engine {
             }
             shown.iter().map(|name| column(name)).collect()
         };
+        let column_type = |name: &str| -> Result<DataType, Error> {
+            table
+                .schema()
+                .field_with_unqualified_name(name)
+                .map(|f| f.data_type().clone())
+                .map_err(planning)
+        };
         let count_rows = |frame: DataFrame| {
             frame
                 .aggregate(vec![], vec![count(lit(1)).alias(ROWS)])
@@ -384,11 +391,7 @@ impl Engine {
                 values,
             } => {
                 let target = column(name)?;
-                let data_type = table
-                    .schema()
-                    .field_with_unqualified_name(name)
-                    .map(|f| f.data_type().clone())
-                    .map_err(planning)?;
+                let data_type = column_type(name)?;
                 if let Some(problem) = value_type_problem(&data_type, values) {
                     return Err(Error::invalid(format!(
                         "{}: output '{}': check '{}': {problem}",
@@ -438,11 +441,7 @@ impl Engine {
                 max,
             } => {
                 let target = column(name)?;
-                let data_type = table
-                    .schema()
-                    .field_with_unqualified_name(name)
-                    .map(|f| f.data_type().clone())
-                    .map_err(planning)?;
+                let data_type = column_type(name)?;
                 if !data_type.is_numeric() {
                     return Err(Error::invalid(format!(
                         "{}: output '{}': check '{}': range needs a numeric column, and \

@@ -84,9 +84,11 @@ pub fn parse_source(job: &JobPlan, source: &Source<'_>) -> Result<DfStatement, E
     Err(Error::invalid(format!(
         "{context}: {where_}: {kind} is not allowed in a {owner}; a {owner} is one query"
     ))
-    .with_hint(
-        "write a SELECT (or WITH ... SELECT); outputs are declared under 'outputs:'",
-    ))
+    .with_hint(if owner == "check" {
+        "write a SELECT (or WITH ... SELECT) whose rows are the violations"
+    } else {
+        "write a SELECT (or WITH ... SELECT); outputs are declared under 'outputs:'"
+    }))
 }
 
 fn statement_kind(statement: &Statement) -> String {
