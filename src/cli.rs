@@ -79,8 +79,8 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     summary_file: Option<PathBuf>,
 
-    /// Run id to use instead of a new one: letters, digits, '.', '_' and '-', at
-    /// most 64 characters.
+    /// Run id to use instead of a new one: letters, digits, '_' and '-', at most
+    /// 64 characters.
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
 }
@@ -217,10 +217,7 @@ fn print_error(error: &Error) {
     use std::io::Write as _;
     for problem in error.problems() {
         if crate::logging::is_json() {
-            match problem.hint() {
-                Some(hint) => tracing::error!(hint, "{}", problem.message()),
-                None => tracing::error!("{}", problem.message()),
-            }
+            crate::logging::write_json_error(problem.message(), problem.hint());
             continue;
         }
         // A closed stderr must not turn into a panic; there is nowhere else to write.
@@ -302,14 +299,13 @@ fn check_run_id(id: &str) -> Result<String, Error> {
         && !id.starts_with('.')
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
     if valid {
         Ok(id.to_string())
     } else {
         Err(
-            Error::invalid(format!("--run-id '{id}' is not a valid run id")).with_hint(
-                "use 1 to 64 letters, digits, '.', '_' and '-', not starting with '.'",
-            ),
+            Error::invalid(format!("--run-id '{id}' is not a valid run id"))
+                .with_hint("use 1 to 64 letters, digits, '_' and '-'"),
         )
     }
 }
@@ -356,7 +352,9 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
     let mut summary = RunSummary::new(&run_id, &args.job);
     if let Some(path) = &args.summary_file {
         crate::summary::check_path(path)?;
-        // The summary must never replace the job, an input or an output.
+        // The summary must never replace the job, an input or an output. A job
+        // that does not load still has a file, and outputs carry manifests.
+        crate::summary::check_not_job_or_output(path, &args.job)?;
         if let Ok(overrides) = parse_overrides(&args.params)
             && let Ok(job) = job::load(&args.job, &overrides)
         {
@@ -562,7 +560,14 @@ fn name_unreadable_input(job: &JobPlan, error: Error) -> Error {
 fn params_json(job: &JobPlan) -> serde_json::Map<String, serde_json::Value> {
     job.params
         .iter()
-        .map(|param| (param.name.clone(), param.value.to_json()))
+        .map(|param| {
+            let value = if param.from_env {
+                serde_json::Value::String(crate::redact::MASK.to_string())
+            } else {
+                param.value.to_json()
+            };
+            (param.name.clone(), value)
+        })
         .collect()
 }
 

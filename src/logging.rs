@@ -51,7 +51,6 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
         format == LogFormat::Json,
         std::sync::atomic::Ordering::Relaxed,
     );
-    // Errors are printed by the command line at error level, whatever the filter.
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry
@@ -64,6 +63,32 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
             .try_init(),
         LogFormat::Json => registry.with(JsonLayer).try_init(),
     };
+}
+
+/// Writes one error as a JSON line on stderr, with the keys of the JSON log, so a
+/// failed run's errors keep the format whatever the log filter says.
+pub fn write_json_error(message: &str, hint: Option<&str>) {
+    let mut fields = Map::new();
+    if let Some(hint) = hint {
+        fields.insert("hint".to_string(), Value::String(hint.to_string()));
+    }
+    let mut line = Map::new();
+    line.insert(
+        "timestamp".to_string(),
+        Value::String(
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ),
+    );
+    line.insert("level".to_string(), Value::String("ERROR".to_string()));
+    line.insert("job".to_string(), Value::Null);
+    line.insert("stage".to_string(), Value::Null);
+    line.insert("message".to_string(), Value::String(message.to_string()));
+    line.insert("fields".to_string(), Value::Object(fields));
+    let mut value = Value::Object(line);
+    crate::redact::json(&mut value);
+    let mut text = value.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Stderr through [`crate::redact::text`]. The fmt layer writes each event with

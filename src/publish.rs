@@ -233,15 +233,22 @@ fn recover(
         Err(_) => return Ok(()),
     };
     let staging_prefix = format!(".cra-staging.{name}.");
-    let previous_prefix = format!(".cra-previous.{name}.");
     let run_prefix = format!(".cra-run.{job_name}.");
+    // An output may be named like another with a dot, such as `a` and `a.b`. Run
+    // ids hold no dot, so the part after the last dot is the run id and the rest
+    // must be this output's name exactly.
+    let leftover = |prefix: &str, entry_name: &str| -> Option<String> {
+        let (output, run_id) = entry_name.strip_prefix(prefix)?.rsplit_once('.')?;
+        (output == name).then(|| run_id.to_string())
+    };
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if entry_name.starts_with(&staging_prefix) {
+        if leftover(".cra-staging.", &entry_name).is_some() {
             tracing::info!(path = %path.display(), "removing staging of an interrupted run");
             remove_quietly(&path);
-        } else if let Some(run_id) = entry_name.strip_prefix(&previous_prefix) {
+        } else if let Some(run_id) = leftover(".cra-previous.", &entry_name) {
+            let run_id = run_id.as_str();
             let run_dir = run_parent.join(format!("{run_prefix}{run_id}"));
             if run_dir.join(COMMITTED).exists() {
                 remove_quietly(&path);

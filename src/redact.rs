@@ -35,6 +35,12 @@ pub fn register(value: &str) {
     }
 }
 
+/// Stops masking `value`, for values that are not secret in free text.
+pub fn forget(value: &str) {
+    let mut secrets = secrets().write().unwrap_or_else(|e| e.into_inner());
+    secrets.retain(|s| s != value);
+}
+
 /// Returns `text` with every registered value replaced by [`MASK`].
 pub fn text(text: &str) -> Cow<'_, str> {
     let secrets = secrets().read().unwrap_or_else(|e| e.into_inner());

@@ -153,7 +153,7 @@ fn walk_below(
 }
 
 /// Returns the longest leading part of a glob pattern without glob characters.
-fn glob_root(pattern: &Path) -> PathBuf {
+pub fn glob_root(pattern: &Path) -> PathBuf {
     let mut root = PathBuf::new();
     for component in pattern.components() {
         if component

@@ -192,16 +192,50 @@ pub fn check_target(path: &Path, job: &crate::job::JobPlan) -> Result<(), Error>
             .iter()
             .map(|output| (format!("output '{}'", output.table), &output.location));
         inputs.chain(outputs).find_map(|(what, location)| {
-            let root = location.local_path();
             let root = if location.is_glob() {
-                root.parent().unwrap_or(root)
+                crate::storage::glob_root(location.local_path())
             } else {
-                root
+                location.local_path().to_path_buf()
             };
             target.starts_with(root).then_some(what)
         })
     };
+    let clash = clash.or_else(|| {
+        job.stages.iter().find_map(|stage| match &stage.origin {
+            crate::job::SqlOrigin::File { display } => std::path::absolute(display)
+                .is_ok_and(|file| crate::storage::normalize(&file) == target)
+                .then(|| format!("the SQL file of stage '{}'", stage.name)),
+            crate::job::SqlOrigin::Inline { .. } => None,
+        })
+    });
     match clash {
+        Some(what) => Err(Error::invalid(format!(
+            "--summary-file '{}' would overwrite {what}",
+            path.display()
+        ))
+        .with_hint("write the summary to a file outside every input and output")),
+        None => Ok(()),
+    }
+}
+
+/// Checks, without loading the job, that `path` is not the job file and lies in
+/// no folder that holds a published cra output (a `_manifest.json`).
+pub fn check_not_job_or_output(path: &Path, job_file: &str) -> Result<(), Error> {
+    let absolute =
+        |p: &Path| std::path::absolute(p).map(|p| crate::storage::normalize(&p));
+    let Ok(target) = absolute(path) else {
+        return Ok(());
+    };
+    let what = if absolute(Path::new(job_file)).is_ok_and(|file| file == target) {
+        Some("the job file".to_string())
+    } else {
+        target
+            .ancestors()
+            .skip(1)
+            .find(|folder| folder.join("_manifest.json").is_file())
+            .map(|folder| format!("the published output in '{}'", folder.display()))
+    };
+    match what {
         Some(what) => Err(Error::invalid(format!(
             "--summary-file '{}' would overwrite {what}",
             path.display()

@@ -529,3 +529,122 @@ fn closed_stderr_keeps_exit_code() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(2));
 }
+
+#[test]
+fn summary_spares_job_file_that_does_not_load() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", "name: broken\n");
+    let run = workspace.cra(&["run", "job.yaml", "--summary-file", "job.yaml"]);
+    run.assert_code(2);
+    run.assert_stderr_contains("--summary-file 'job.yaml' would overwrite the job file");
+    assert_eq!(
+        std::fs::read_to_string(workspace.path("job.yaml")).unwrap(),
+        "name: broken\n"
+    );
+}
+
+#[test]
+fn numbers_from_environment_are_masked_in_manifest() {
+    let workspace = Workspace::with_transactions();
+    let job = job_with_checks("      - unique: customer_id\n").replace(
+        "inputs:",
+        "params:\n  port: {type: int, default: \"${env:CRA_TEST_PORT}\"}\ninputs:",
+    );
+    workspace.write("job.yaml", job);
+    let output = common::cra_command(
+        workspace.root(),
+        &["run", "job.yaml", "--summary-file", "summary.json"],
+    )
+    .env("CRA_TEST_PORT", "48213")
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    for file in ["summary.json", "out/customers/_manifest.json"] {
+        let value = read_json(&workspace.path(file));
+        assert_eq!(value["params"]["port"], "***", "{file}");
+    }
+}
+
+#[test]
+fn json_errors_shown_whatever_the_filter() {
+    let workspace = Workspace::with_transactions();
+    workspace.write("job.yaml", "name: broken\n");
+    let output = common::cra_command(
+        workspace.root(),
+        &["--log-format", "json", "run", "job.yaml"],
+    )
+    .env("RUST_LOG", "off")
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("required key 'inputs' is missing")
+    );
+}
+
+#[test]
+fn outputs_named_with_a_dot_prefix_stay_apart() {
+    let workspace = Workspace::with_transactions();
+    workspace.write(
+        "job.yaml",
+        "name: dotted\n\
+         inputs:\n  transactions:\n    path: data/transactions.parquet\n\
+         stages:\n  - name: one\n    query: SELECT 1 AS x\n  - name: two\n    query: SELECT 2 AS x\n\
+         outputs:\n  - {table: one, path: out/a}\n  - {table: two, path: out/a.b}\n",
+    );
+    for _ in 0..2 {
+        workspace.cra(&["run", "job.yaml"]).assert_code(0);
+        assert_eq!(
+            common::query_parquet(&workspace.path("out/a"), "SELECT x FROM t"),
+            vec!["1"]
+        );
+        assert_eq!(
+            common::query_parquet(&workspace.path("out/a.b"), "SELECT x FROM t"),
+            vec!["2"]
+        );
+    }
+}
+
+#[test]
+fn recovery_keeps_leftovers_of_a_dotted_name_apart() {
+    let workspace = Workspace::with_transactions();
+    let job = |third: &str| {
+        format!(
+            "name: dotted\n\
+             inputs:\n  transactions:\n    path: data/transactions.parquet\n\
+             stages:\n  - name: one\n    query: SELECT 1 AS x\n\
+             \x20 - name: bad\n    query: SELECT CAST(NULL AS BIGINT) AS k, 1 AS x\n\
+             outputs:\n  - {{table: one, path: out/a}}\n{third}"
+        )
+    };
+    workspace.write("job.yaml", job(""));
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    // What a killed commit of another job's output `out/a.b` leaves: its old
+    // output moved aside, and no `_COMMITTED`.
+    workspace.write(
+        "out/.cra-previous.a.b.20261204T000000Z-deadbeef/stray.parquet",
+        "x",
+    );
+    // This run recovers, then fails while writing, so recovery's effect stays.
+    workspace.write(
+        "job.yaml",
+        job("  - {table: bad, path: out/bad, partition_by: [k]}\n"),
+    );
+    workspace.cra(&["run", "job.yaml"]).assert_code(1);
+    assert_eq!(
+        common::query_parquet(&workspace.path("out/a"), "SELECT x FROM t"),
+        vec!["1"]
+    );
+    assert!(
+        workspace
+            .path("out/.cra-previous.a.b.20261204T000000Z-deadbeef/stray.parquet")
+            .exists(),
+        "recovery of out/a touched the leftovers of out/a.b"
+    );
+}

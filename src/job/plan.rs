@@ -47,6 +47,9 @@ pub struct ParamPlan {
     pub param_type: ParamType,
     /// Value from `--param`, else the default.
     pub value: ParamValue,
+    /// Whether the value came from the environment through `${env:NAME}`, so
+    /// summaries and manifests show it masked.
+    pub from_env: bool,
 }
 
 /// An input table.
@@ -367,6 +370,12 @@ impl Resolver<'_> {
                 let parsed = match &default.value {
                     ScalarSpec::String(text) if text.contains("${env:") => {
                         crate::redact::expand_env(text).and_then(|expanded| {
+                            if param.value.param_type == ParamType::Bool {
+                                // "true" and "false" cannot be masked in free text
+                                // without masking every such word; the summary and
+                                // manifests still mask the parameter.
+                                crate::redact::forget(&expanded);
+                            }
                             ParamValue::parse(param.value.param_type, &expanded)
                         })
                     }
@@ -430,6 +439,10 @@ impl Resolver<'_> {
                     name: name.clone(),
                     param_type: param.value.param_type,
                     value,
+                    from_env: !overrides.iter().any(|(n, _)| n == name)
+                        && param.value.default.as_ref().is_some_and(|d| {
+                            matches!(&d.value, ScalarSpec::String(t) if t.contains("${env:"))
+                        }),
                 }),
                 None if param.value.default.is_none() => self.problem(
                     param,
