@@ -648,3 +648,16 @@ fn recovery_keeps_leftovers_of_a_dotted_name_apart() {
         "recovery of out/a touched the leftovers of out/a.b"
     );
 }
+
+#[test]
+fn range_treats_negative_zero_as_zero() {
+    let workspace = Workspace::with_transactions();
+    let job = job_with_checks("      - range: {column: delta, min: 0, max: 0}\n")
+        .replace(
+            "count(*) AS orders",
+            "CAST(-0.0 AS DOUBLE) AS delta, count(*) AS orders",
+        );
+    workspace.write("job.yaml", job);
+    let run = workspace.cra(&["run", "job.yaml"]);
+    run.assert_code(0);
+}
