@@ -350,20 +350,17 @@ async fn explain(args: ExplainArgs) -> Result<(), Error> {
 async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
     let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
     let mut summary = RunSummary::new(&run_id, &args.job);
-    if let Some(path) = &args.summary_file {
+    // The summary must never replace the job, an input or an output. These checks
+    // need no loaded job; `run_job` checks the job's paths once it has loaded it,
+    // and clears `summary_path` when they clash, so nothing is written there.
+    let mut summary_path = args.summary_file.clone();
+    if let Some(path) = &summary_path {
         crate::summary::check_path(path)?;
-        // The summary must never replace the job, an input or an output. A job
-        // that does not load still has a file, and outputs carry manifests.
-        crate::summary::check_not_job_or_output(path, &args.job)?;
-        if let Ok(overrides) = parse_overrides(&args.params)
-            && let Ok(job) = job::load(&args.job, &overrides)
-        {
-            crate::summary::check_target(path, &job)?;
-        }
+        crate::summary::check_target(path, &args.job, None)?;
     }
     let result = match check_run_id(&run_id) {
         Ok(_) => tokio::select! {
-            result = run_job(&args, &run_id, &mut summary, &progress) => result,
+            result = run_job(&args, &run_id, &mut summary, &mut summary_path, &progress) => result,
             signal = interrupted() => Err(Error::run(format!(
                 "run interrupted by {signal}; nothing was published"
             ))),
@@ -371,7 +368,7 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
         Err(error) => Err(error),
     };
     summary.finish(result.as_ref().map(|_| ()));
-    if let Some(path) = &args.summary_file
+    if let Some(path) = &summary_path
         && let Err(error) = summary.write(path)
     {
         let message =
@@ -388,12 +385,19 @@ async fn run_job(
     args: &RunArgs,
     run_id: &str,
     summary: &mut RunSummary,
+    summary_path: &mut Option<PathBuf>,
     progress: &Progress,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let overrides = parse_overrides(&args.params)?;
     let job = job::load(&args.job, &overrides)?;
+    if let Some(path) = summary_path.as_deref()
+        && let Err(error) = crate::summary::check_target(path, &args.job, Some(&job))
+    {
+        *summary_path = None;
+        return Err(error);
+    }
     summary.job = Some(job.name.clone());
     summary.params = params_json(&job);
     let span = tracing::info_span!("job", job = %job.name, run_id = %run_id);

@@ -66,23 +66,31 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
 }
 
 /// Writes one error as a JSON line on stderr, with the keys of the JSON log, so a
-/// failed run's errors keep the format whatever the log filter says.
+/// failed run's errors keep that format whatever the log filter allows.
 pub fn write_json_error(message: &str, hint: Option<&str>) {
     let mut fields = Map::new();
     if let Some(hint) = hint {
         fields.insert("hint".to_string(), Value::String(hint.to_string()));
     }
+    write_json_line("ERROR", Value::Null, Value::Null, message.into(), fields);
+}
+
+/// Writes one log line in the JSON form, masked, on stderr.
+fn write_json_line(
+    level: &str,
+    job: Value,
+    stage: Value,
+    message: Value,
+    fields: Map<String, Value>,
+) {
+    let timestamp =
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut line = Map::new();
-    line.insert(
-        "timestamp".to_string(),
-        Value::String(
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        ),
-    );
-    line.insert("level".to_string(), Value::String("ERROR".to_string()));
-    line.insert("job".to_string(), Value::Null);
-    line.insert("stage".to_string(), Value::Null);
-    line.insert("message".to_string(), Value::String(message.to_string()));
+    line.insert("timestamp".to_string(), Value::String(timestamp));
+    line.insert("level".to_string(), Value::String(level.to_string()));
+    line.insert("job".to_string(), job);
+    line.insert("stage".to_string(), stage);
+    line.insert("message".to_string(), message);
     line.insert("fields".to_string(), Value::Object(fields));
     let mut value = Value::Object(line);
     crate::redact::json(&mut value);
@@ -184,17 +192,7 @@ where
         let message = fields
             .remove("message")
             .unwrap_or(Value::String(String::new()));
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".to_string(),
-            Value::String(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            ),
-        );
-        line.insert(
-            "level".to_string(),
-            Value::String(event.metadata().level().to_string()),
-        );
+
         // The innermost span that carries a field wins.
         let mut context = Map::new();
         if let Some(scope) = ctx.event_scope(event) {
@@ -206,24 +204,18 @@ where
                 }
             }
         }
-        for key in ["job", "stage"] {
-            let value = fields
+        let mut take = |key: &str| {
+            fields
                 .remove(key)
-                .or_else(|| context.get(key).cloned())
-                .unwrap_or(Value::Null);
-            line.insert(key.to_string(), value);
-        }
-        line.insert("message".to_string(), message);
+                .or_else(|| context.remove(key))
+                .unwrap_or(Value::Null)
+        };
+        let (job, stage) = (take("job"), take("stage"));
         for (key, value) in context {
-            if key != "job" && key != "stage" {
-                fields.entry(key).or_insert(value);
-            }
+            fields.entry(key).or_insert(value);
         }
-        line.insert("fields".to_string(), Value::Object(fields));
-        let mut value = Value::Object(line);
-        crate::redact::json(&mut value);
-        let mut text = value.to_string();
-        text.push('\n');
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+
+        let level = event.metadata().level().to_string();
+        write_json_line(&level, job, stage, message, fields);
     }
 }

@@ -21,9 +21,9 @@ impl Progress {
         Self { bars: None }
     }
 
-    /// Returns a display on stderr when it is a terminal and `wanted`.
-    pub fn on_terminal(wanted: bool) -> Self {
-        if !(wanted && std::io::stderr().is_terminal()) {
+    /// Returns a display on stderr when it is a terminal and `enabled`.
+    pub fn on_terminal(enabled: bool) -> Self {
+        if !(enabled && std::io::stderr().is_terminal()) {
             return Self::hidden();
         }
         let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());

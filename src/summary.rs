@@ -172,42 +172,34 @@ fn temporary_path(path: &Path, run_id: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{run_id}.tmp"))
 }
 
-/// Checks that writing the summary to `path` would replace neither the job file
-/// nor anything inside an input or an output.
-pub fn check_target(path: &Path, job: &crate::job::JobPlan) -> Result<(), Error> {
-    let Ok(target) = std::path::absolute(path).map(|p| crate::storage::normalize(&p))
-    else {
+/// Checks that writing the summary to `path` would replace nothing of the job:
+/// not the job file, nor anything inside a folder with a published cra output (a
+/// `_manifest.json`). With the loaded `job`, inputs, outputs and the SQL files of
+/// stages are checked too.
+pub fn check_target(
+    path: &Path,
+    job_file: &str,
+    job: Option<&crate::job::JobPlan>,
+) -> Result<(), Error> {
+    let absolute =
+        |p: &Path| std::path::absolute(p).map(|p| crate::storage::normalize(&p));
+    let Ok(target) = absolute(path) else {
         return Ok(());
     };
-    let job_file = std::path::absolute(&job.file).map(|p| crate::storage::normalize(&p));
-    let clash = if job_file.is_ok_and(|file| file == target) {
+    let mut clash = if absolute(Path::new(job_file)).is_ok_and(|file| file == target) {
         Some("the job file".to_string())
     } else {
-        let inputs = job
-            .inputs
-            .iter()
-            .map(|input| (format!("input '{}'", input.name), &input.location));
-        let outputs = job
-            .outputs
-            .iter()
-            .map(|output| (format!("output '{}'", output.table), &output.location));
-        inputs.chain(outputs).find_map(|(what, location)| {
-            let root = if location.is_glob() {
-                crate::storage::glob_root(location.local_path())
-            } else {
-                location.local_path().to_path_buf()
-            };
-            target.starts_with(root).then_some(what)
-        })
+        target
+            .ancestors()
+            .skip(1)
+            .find(|folder| folder.join("_manifest.json").is_file())
+            .map(|folder| format!("the published output in '{}'", folder.display()))
     };
-    let clash = clash.or_else(|| {
-        job.stages.iter().find_map(|stage| match &stage.origin {
-            crate::job::SqlOrigin::File { display } => std::path::absolute(display)
-                .is_ok_and(|file| crate::storage::normalize(&file) == target)
-                .then(|| format!("the SQL file of stage '{}'", stage.name)),
-            crate::job::SqlOrigin::Inline { .. } => None,
-        })
-    });
+    if let Some(job) = job
+        && clash.is_none()
+    {
+        clash = job_clash(&target, job);
+    }
     match clash {
         Some(what) => Err(Error::invalid(format!(
             "--summary-file '{}' would overwrite {what}",
@@ -218,31 +210,32 @@ pub fn check_target(path: &Path, job: &crate::job::JobPlan) -> Result<(), Error>
     }
 }
 
-/// Checks, without loading the job, that `path` is not the job file and lies in
-/// no folder that holds a published cra output (a `_manifest.json`).
-pub fn check_not_job_or_output(path: &Path, job_file: &str) -> Result<(), Error> {
-    let absolute =
-        |p: &Path| std::path::absolute(p).map(|p| crate::storage::normalize(&p));
-    let Ok(target) = absolute(path) else {
-        return Ok(());
-    };
-    let what = if absolute(Path::new(job_file)).is_ok_and(|file| file == target) {
-        Some("the job file".to_string())
-    } else {
-        target
-            .ancestors()
-            .skip(1)
-            .find(|folder| folder.join("_manifest.json").is_file())
-            .map(|folder| format!("the published output in '{}'", folder.display()))
-    };
-    match what {
-        Some(what) => Err(Error::invalid(format!(
-            "--summary-file '{}' would overwrite {what}",
-            path.display()
-        ))
-        .with_hint("write the summary to a file outside every input and output")),
-        None => Ok(()),
-    }
+/// Names the input, output or stage SQL file of `job` that `target` would replace.
+fn job_clash(target: &Path, job: &crate::job::JobPlan) -> Option<String> {
+    let inputs = job
+        .inputs
+        .iter()
+        .map(|input| (format!("input '{}'", input.name), &input.location));
+    let outputs = job
+        .outputs
+        .iter()
+        .map(|output| (format!("output '{}'", output.table), &output.location));
+    let location = inputs.chain(outputs).find_map(|(what, location)| {
+        let root = if location.is_glob() {
+            crate::storage::glob_root(location.local_path())
+        } else {
+            location.local_path().to_path_buf()
+        };
+        target.starts_with(root).then_some(what)
+    });
+    location.or_else(|| {
+        job.stages.iter().find_map(|stage| match &stage.origin {
+            crate::job::SqlOrigin::File { display } => std::path::absolute(display)
+                .is_ok_and(|file| crate::storage::normalize(&file) == target)
+                .then(|| format!("the SQL file of stage '{}'", stage.name)),
+            crate::job::SqlOrigin::Inline { .. } => None,
+        })
+    })
 }
 
 /// Checks before a run that the summary can be written to `path`: its folder

@@ -1,5 +1,5 @@
 //! Bad input, one case per folder under `tests/cases/`: each `job.yaml` is run with
-//! `cra run` and `cra validate` in a workspace that also holds the CDNOW
+//! `cra run` and `cra validate` in a workspace that also contains the CDNOW
 //! transactions as `data/transactions.parquet`. Every case must exit with its code,
 //! name the file and the problem, show no panic text, and write no output.
 

@@ -7,8 +7,8 @@ mod common;
 use common::{Workspace, snapshot};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-/// A job over the CDNOW transactions with one stage, one output and `checks`
-/// (YAML list items indented for the output).
+/// Returns a job over the CDNOW transactions with one stage, one output and
+/// `checks` (YAML list items indented for the output).
 fn job_with_checks(checks: &str) -> String {
     format!(
         "name: checked\n\

@@ -89,8 +89,8 @@ def main():
             model.conditional_expected_number_of_purchases_up_to_time(52, f, r, t),
         )
     )[0]
-    # lifetimes returns the scores in memory; the cra job that sums them is the
-    # like-for-like step, and the one that writes them to Parquet is shown beside.
+    # lifetimes returns the scores in memory, so the cra job that sums them is the
+    # like-for-like step. The job that writes them to Parquet is shown beside it.
     results["BG/NBD score"] = (run_cra(binary, work, "score_bgnbd_sum.yaml"), scoring)
     results["score + write"] = (run_cra(binary, work, "score_bgnbd.yaml"), scoring)
 

@@ -20,13 +20,13 @@ pub fn parse_query(job: &JobPlan, stage: &StagePlan) -> Result<DfStatement, Erro
 /// SQL text with the context that names it in messages.
 #[derive(Debug, Clone)]
 pub struct Source<'a> {
-    /// What the SQL belongs to, such as `stage 'scores'`.
+    /// Owner of the SQL in messages, such as `stage 'scores'`.
     pub context: String,
     /// The kind of owner: `stage` or `check`.
     pub owner: &'static str,
     /// The SQL text.
     pub sql: &'a str,
-    /// Where the text comes from.
+    /// Source of the text.
     pub origin: &'a SqlOrigin,
 }
 

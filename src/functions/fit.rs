@@ -401,9 +401,9 @@ fn fit_purchase_warm_above(
         PurchaseKind::ParetoNbd => vec![0.0, scale, 0.0, scale],
     };
     let started = std::time::Instant::now();
-    // On many distinct rows, a fit on a sample of them finds the neighbourhood of
-    // the maximum and the curvature there cheaply; the full fit then converges
-    // in a few near-Newton steps. Without a sample fit, the full fit starts cold.
+    // On many distinct rows, a fit on a sample finds the neighbourhood of the
+    // maximum and the curvature there cheaply. The full fit then converges in a
+    // few near-Newton steps, or starts cold when the sample fit failed.
     let warm = (customers.len() > warm_start_rows)
         .then(|| {
             let sample = sample_rows(&customers, SAMPLE_ROWS.min(customers.len() / 4));
@@ -494,11 +494,10 @@ fn minimize_purchase(
     minimize_from(&objective, gradient, start, inverse_hessian, tolerance)
 }
 
-/// Returns about `target` of the distinct rows, each standing for the customers
-/// of the rows left out beside it: rows that carry at least as many customers as
-/// a sampled row would are all kept, and every k-th of the others is kept with
-/// its weight multiplied by k. The choice depends only on the rows' order, so a
-/// fit stays deterministic.
+/// Returns about `target` of the distinct rows, weighted for the rows left out.
+/// Rows that carry at least as many customers as a sampled row would are all
+/// kept. Every k-th of the others is kept with its weight multiplied by k. The
+/// choice depends only on the rows' order, so a fit stays deterministic.
 fn sample_rows(customers: &[(Customer, f64)], target: usize) -> Vec<(Customer, f64)> {
     let every = customers.len().div_ceil(target).max(1);
     let heavy = every as f64;
@@ -721,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn sample_keeps_heavy_rows_and_every_kth_light_row() {
+    fn sample_rows_weights_light_rows() {
         let customer = |x: f64| Customer::checked(x, x, 10.0).unwrap();
         let rows: Vec<(Customer, f64)> = (0..10)
             .map(|i| (customer(f64::from(i)), if i == 4 { 7.0 } else { 1.0 }))

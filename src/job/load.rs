@@ -131,14 +131,14 @@ fn reword(message: &str) -> String {
     }
     if let Some(expected) = message.strip_prefix("invalid ") {
         // serde-saphyr names the scalar type it could not parse.
-        let wanted = match expected {
+        let description = match expected {
             "boolean" => Some("true or false"),
             "integer" => Some("a whole number"),
             "floating point number" | "float" => Some("a number"),
             _ => None,
         };
-        if let Some(wanted) = wanted {
-            return format!("invalid value: expected {wanted}");
+        if let Some(description) = description {
+            return format!("invalid value: expected {description}");
         }
     }
     message.to_string()

@@ -149,7 +149,7 @@ pub struct CheckPlan {
     pub position: String,
 }
 
-/// What a check tests.
+/// Rule a check tests.
 #[derive(Debug, Clone)]
 pub enum CheckKind {
     /// No NULL in any of the columns.
@@ -165,9 +165,9 @@ pub enum CheckKind {
     },
     /// The row count lies within the bounds.
     RowCount {
-        /// Fewest rows allowed.
+        /// Minimum number of rows.
         min: Option<u64>,
-        /// Most rows allowed.
+        /// Maximum number of rows.
         max: Option<u64>,
     },
     /// Every value of the column is NULL or within the bounds.
@@ -183,7 +183,7 @@ pub enum CheckKind {
     Sql {
         /// The SQL text.
         sql: String,
-        /// Where the text comes from.
+        /// Source of the text.
         origin: SqlOrigin,
     },
 }

@@ -83,7 +83,7 @@ impl BgNbd {
     }
 
     /// Returns the expected repeat purchases in (T, T + h] of a customer still
-    /// active at T with frequency x, the factor before P(active) above; it does
+    /// active at T with frequency x: the factor before P(active) above. It does
     /// not depend on recency.
     pub fn expected_purchases_if_alive(&self, h: f64, x: f64, t: f64) -> Option<f64> {
         let Self { r, alpha, a, b } = *self;
