@@ -4,7 +4,7 @@
 //! Results go to stdout; logs and errors go to stderr. Each error is printed once,
 //! as `error: <context>: <problem>`, followed by `hint: <fix>` when one is likely.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::job::{self, JobPlan};
 use crate::logging::LogFormat;
 use crate::progress::Progress;
-use crate::publish::{self, Manifest, ManifestColumn, ManifestInput, Publisher};
+use crate::publish::{Manifest, ManifestColumn, ManifestInput, Publisher};
 use crate::summary::{OutputSummary, RunSummary, StageSummary};
 
 /// Prints one line of results to stdout. A closed stdout (`cra run ... | head`)
@@ -107,6 +107,12 @@ struct ExplainArgs {
 struct ValidateArgs {
     /// Job file (YAML).
     job: String,
+
+    /// Also checks that every bucket the job names can be reached, listed and
+    /// written with its settings, by writing and deleting one small object
+    /// beside each output.
+    #[arg(long)]
+    check_storage: bool,
 
     /// Sets a parameter, parsed by its declared type. Repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -315,6 +321,9 @@ async fn validate(args: ValidateArgs) -> Result<(), Error> {
     let overrides = parse_overrides(&args.params)?;
     let job = job::load(&args.job, &overrides)?;
     let engine = Engine::new(&job)?;
+    if args.check_storage {
+        check_storage(&job, engine.stores()).await?;
+    }
     let inputs = engine.prepare(&job).await?;
     let checks: usize = job.outputs.iter().map(|o| o.checks.len()).sum();
     out!(
@@ -328,6 +337,80 @@ async fn validate(args: ValidateArgs) -> Result<(), Error> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Probes every bucket the job names: listing where inputs are, listing and
+/// writing where outputs go. Prints one line per bucket and fails with every
+/// problem found.
+async fn check_storage(
+    job: &JobPlan,
+    stores: &crate::storage::Stores,
+) -> Result<(), Error> {
+    let probe_id = new_run_id();
+    let mut problems = Vec::new();
+    for bucket in stores.bucket_names() {
+        let settings = stores.settings(bucket).cloned().unwrap_or_default();
+        let mut prefixes: Vec<(String, bool)> = Vec::new();
+        for input in &job.inputs {
+            if let crate::storage::Location::S3 { bucket: b, key } = &input.location
+                && b == bucket
+            {
+                let root = crate::storage::key_glob_root(key).to_string();
+                prefixes.push((
+                    if input.location.is_glob() {
+                        root
+                    } else {
+                        key.clone()
+                    },
+                    false,
+                ));
+            }
+        }
+        for output in &job.outputs {
+            if output.location.bucket() == Some(bucket)
+                && let Some((crate::storage::Location::S3 { key, .. }, _)) =
+                    output.location.parent()
+            {
+                prefixes.push((key, true));
+            }
+        }
+        prefixes.sort();
+        prefixes.dedup();
+        let endpoint = settings.endpoint.as_deref().unwrap_or("AWS");
+        let mut failed = false;
+        for (prefix, write) in &prefixes {
+            let result = if *write {
+                stores.probe(bucket, prefix, &probe_id).await
+            } else {
+                stores.probe_list(bucket, prefix).await
+            };
+            if let Err(error) = result {
+                failed = true;
+                problems.push(error);
+            } else {
+                let what = if *write {
+                    "listed and written"
+                } else {
+                    "listed"
+                };
+                out!(
+                    "storage s3://{bucket}/{prefix}: {what} (endpoint {endpoint}, region {})",
+                    settings.region
+                );
+            }
+        }
+        if failed {
+            out!(
+                "storage s3://{bucket}: FAILED (endpoint {endpoint}, region {})",
+                settings.region
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::many(problems))
+    }
 }
 
 async fn explain(args: ExplainArgs) -> Result<(), Error> {
@@ -406,31 +489,78 @@ async fn run_job(
 
     let engine = Engine::new(&job)?;
     let inputs = engine.prepare(&job).await?;
-    let mut publisher = Publisher::prepare(&job, run_id, args.force)?;
-    let stages = engine
-        .run_stages(&job, publisher.run_dir(), progress)
-        .await
-        .map_err(|error| name_unreadable_input(&job, error))?;
+    let mut publisher =
+        Publisher::prepare(&job, engine.stores(), run_id, args.force).await?;
+    let staged = stage_outputs(
+        &job, &engine, &inputs, &publisher, run_id, started_at, summary, progress,
+    )
+    .await;
+    let (mut manifests, stages) = match staged {
+        Ok(staged) => staged,
+        Err(error) => {
+            publisher.abort().await;
+            return Err(error);
+        }
+    };
+    let finished_at = chrono::Utc::now().to_rfc3339();
+    for manifest in &mut manifests {
+        manifest.finished_at = finished_at.clone();
+    }
+    publisher.commit(&manifests).await?;
+    for output in &mut summary.outputs {
+        output.published = true;
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "job succeeded"
+    );
+    print_summary(
+        &job,
+        run_id,
+        &stages,
+        &manifests,
+        &summary.checks,
+        started.elapsed(),
+    );
+    Ok(())
+}
+
+/// Runs the stages, writes every output to staging and runs the checks there;
+/// returns the manifests to publish and the stages' reports.
+#[allow(clippy::too_many_arguments)]
+async fn stage_outputs(
+    job: &JobPlan,
+    engine: &Engine,
+    inputs: &[InputReport],
+    publisher: &Publisher,
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    summary: &mut RunSummary,
+    progress: &Progress,
+) -> Result<(Vec<Manifest>, Vec<StageReport>), Error> {
+    let stages = engine.run_stages(job, publisher.run_dir(), progress).await;
+    let stages = match stages {
+        Ok(stages) => stages,
+        Err(error) => return Err(name_unreadable_input(engine, job, error).await),
+    };
     summary.stages = stages.iter().map(StageSummary::from).collect();
 
     let mut manifests = Vec::new();
     for (index, output) in job.outputs.iter().enumerate() {
         let output_started = Instant::now();
-        let staging = publisher.staging_dir(index);
+        let staging = publisher.staging(index);
         engine.take_invalid_counts();
         let task = progress.start(format!("output {}", output.table));
-        let rows = engine
-            .write_output(&job, output, staging)
-            .await
-            .map_err(|error| name_unreadable_input(&job, error))?;
+        let rows = match engine.write_output(job, output, &staging).await {
+            Ok(rows) => rows,
+            Err(error) => return Err(name_unreadable_input(engine, job, error).await),
+        };
         task.finish(rows);
         let invalid_statistics = engine.take_invalid_counts();
-        let files = publish::list_data_files(staging).map_err(|error| {
-            Error::run(format!(
-                "{}: output '{}': cannot list the staged files: {error}",
-                job.file, output.table
-            ))
-        })?;
+        let files = publisher
+            .list_staged(index)
+            .await
+            .map_err(|error| error.context(&job.file))?;
         let elapsed = output_started.elapsed();
         tracing::info!(
             output = %output.location.display(),
@@ -441,7 +571,7 @@ async fn run_job(
         );
         summary.outputs.push(OutputSummary {
             table: output.table.clone(),
-            path: output.location.display().to_string(),
+            path: output.location.display(),
             published: false,
             rows,
             bytes: files.iter().map(|f| f.bytes).sum(),
@@ -458,7 +588,7 @@ async fn run_job(
             job_file: job.file.clone(),
             started_at: started_at.to_rfc3339(),
             finished_at: String::new(),
-            params: params_json(&job),
+            params: params_json(job),
             inputs: inputs.iter().map(manifest_input).collect(),
             table: output.table.clone(),
             rows,
@@ -488,12 +618,12 @@ async fn run_job(
             Error::run(format!("{}: output '{}': {error}", job.file, output.table))
         })?;
         engine
-            .use_staged(output, schema, publisher.staging_dir(index))
+            .use_staged(output, schema, &publisher.staging(index))
             .await
             .map_err(|error| error.context(&job.file))?;
     }
     for (index, output) in job.outputs.iter().enumerate() {
-        let results = engine.run_checks(&job, output).await?;
+        let results = engine.run_checks(job, output).await?;
         summary.checks.extend(results.iter().cloned());
         manifests[index].checks = results;
     }
@@ -519,33 +649,12 @@ async fn run_job(
         }
         return Err(Error::many(problems));
     }
-
-    let finished_at = chrono::Utc::now().to_rfc3339();
-    for manifest in &mut manifests {
-        manifest.finished_at = finished_at.clone();
-    }
-    publisher.commit(&manifests)?;
-    for output in &mut summary.outputs {
-        output.published = true;
-    }
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "job succeeded"
-    );
-    print_summary(
-        &job,
-        run_id,
-        &stages,
-        &manifests,
-        &summary.checks,
-        started.elapsed(),
-    );
-    Ok(())
+    Ok((manifests, stages))
 }
 
 /// Adds the input file that cannot be read to a run error that came from
 /// decoding input data, whose message names no file.
-fn name_unreadable_input(job: &JobPlan, error: Error) -> Error {
+async fn name_unreadable_input(engine: &Engine, job: &JobPlan, error: Error) -> Error {
     let message = error.message().to_lowercase();
     let decoding = ["parquet", "corrupt", "external error", "arrow error"]
         .iter()
@@ -553,7 +662,7 @@ fn name_unreadable_input(job: &JobPlan, error: Error) -> Error {
     if error.kind() != crate::error::ExitKind::Run || !decoding {
         return error;
     }
-    match crate::engine::inputs::find_unreadable_file(job) {
+    match crate::engine::inputs::find_unreadable_file(engine.stores(), job).await {
         Some((file, problem)) => {
             error.with_hint(format!("input file '{file}' cannot be read: {problem}"))
         }
@@ -620,7 +729,7 @@ fn print_summary(
             manifest.table,
             manifest.rows,
             manifest.files.len(),
-            Path::new(output.location.display()).display()
+            output.location.display()
         );
         print_invalid(
             &format!("output {}", manifest.table),

@@ -91,6 +91,16 @@ pub fn json(value: &mut serde_json::Value) {
 /// that value for redaction. Returns the name of a variable that is not set, or
 /// a description of a malformed reference.
 pub fn expand_env(value: &str) -> Result<String, String> {
+    expand(value, true)
+}
+
+/// Replaces each `${env:NAME}` like [`expand_env`] but registers nothing, for
+/// settings that are not secret and appear in messages, such as a region.
+pub fn expand_env_public(value: &str) -> Result<String, String> {
+    expand(value, false)
+}
+
+fn expand(value: &str, secret: bool) -> Result<String, String> {
     const OPEN: &str = "${env:";
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
@@ -108,7 +118,9 @@ pub fn expand_env(value: &str) -> Result<String, String> {
         }
         match std::env::var(name) {
             Ok(found) => {
-                register(&found);
+                if secret {
+                    register(&found);
+                }
                 out.push_str(&found);
             }
             Err(std::env::VarError::NotPresent) => {

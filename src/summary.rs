@@ -221,10 +221,12 @@ fn job_clash(target: &Path, job: &crate::job::JobPlan) -> Option<String> {
         .iter()
         .map(|output| (format!("output '{}'", output.table), &output.location));
     let location = inputs.chain(outputs).find_map(|(what, location)| {
+        // A summary is a local file, so only local locations can clash.
+        let path = location.local_path()?;
         let root = if location.is_glob() {
-            crate::storage::glob_root(location.local_path())
+            crate::storage::glob_root(path)
         } else {
-            location.local_path().to_path_buf()
+            path.to_path_buf()
         };
         target.starts_with(root).then_some(what)
     });

@@ -13,7 +13,7 @@ mod error;
 mod job;
 #[path = "../../src/redact.rs"]
 mod redact;
-#[path = "../../src/storage.rs"]
+#[path = "../../src/storage/location.rs"]
 mod storage;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

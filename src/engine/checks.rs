@@ -139,7 +139,7 @@ impl Engine {
         &self,
         output: &OutputPlan,
         schema: SchemaRef,
-        dir: &std::path::Path,
+        dir: &crate::storage::Location,
     ) -> Result<(), Error> {
         let failed = |error: datafusion::error::DataFusionError| {
             Error::run(format!(
@@ -167,8 +167,7 @@ impl Engine {
             .cloned()
             .collect();
         let file_schema = Arc::new(arrow::datatypes::Schema::new(file_fields));
-        let url =
-            ListingTableUrl::parse(format!("{}/", dir.display())).map_err(failed)?;
+        let url = ListingTableUrl::parse(dir.url(true)).map_err(failed)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(partition_cols);

@@ -64,7 +64,10 @@ impl Engine {
             // Later stages read this one as a run would.
             let plan = self.plan_stage(job, stage).await?;
             if stage.materialize && analyze {
-                let dir = scratch.join(&stage.name);
+                let dir = crate::storage::Location::Local {
+                    path: scratch.join(&stage.name),
+                    display: String::new(),
+                };
                 self.materialize(job, stage, plan, &dir).await?;
             } else {
                 self.register_view(stage, plan)?;

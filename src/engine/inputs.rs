@@ -11,9 +11,13 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
 use crate::error::Error;
 use crate::job::spec::InputFormat;
 use crate::job::{InputPlan, JobPlan};
+use crate::storage::{Location, RemoteFile, Stores};
 
 /// Files and bytes of an input when the run read its schema.
 #[derive(Debug, Clone)]
@@ -34,6 +38,7 @@ pub struct InputReport {
 /// first rows. Hive-style `column=value` folders become `VARCHAR` columns.
 pub async fn register(
     ctx: &SessionContext,
+    stores: &Stores,
     job: &JobPlan,
     input: &InputPlan,
 ) -> Result<InputReport, Error> {
@@ -45,16 +50,8 @@ pub async fn register(
         }
     };
 
-    let path = input.location.local_path();
-    // A single file is read whatever its name ends with; folders keep only files
-    // of the format's extension, which skips cra's own `_SUCCESS` and manifest.
-    let extension = if path.is_file() { "" } else { extension };
-    let files = input.location.list_files(extension).map_err(|error| {
-        Error::invalid(format!(
-            "{context}: cannot list '{}': {error}",
-            input.location.display()
-        ))
-    })?;
+    let (files, single) =
+        list_input(stores, &context, &input.location, extension).await?;
     if files.is_empty() {
         let what = if input.location.is_glob() {
             "matches no file"
@@ -68,12 +65,19 @@ pub async fn register(
         .with_hint(format!("expected files ending in '{extension}'")));
     }
 
+    let store = stores.store_for(&input.location)?;
     match input.format {
-        InputFormat::Csv => check_csv_headers(&context, &files)?,
-        InputFormat::Parquet => check_parquet_files(&context, &files)?,
+        InputFormat::Csv => check_csv_headers(&context, store.as_ref(), &files).await?,
+        InputFormat::Parquet => {
+            check_parquet_files(&context, store.as_ref(), &files).await?
+        }
     }
 
-    let table = listing_table(ctx, input, format, extension)
+    // A single file is read whatever its name ends with; folders keep only files
+    // of the format's extension, which skips cra's own `_SUCCESS` and manifest.
+    let extension = if single { "" } else { extension };
+    let url = input.location.url(!single && !input.location.is_glob());
+    let table = listing_table(ctx, &url, format, extension)
         .await
         .map_err(|error| {
             let described = super::sql::describe(&error);
@@ -89,64 +93,103 @@ pub async fn register(
 
     Ok(InputReport {
         name: input.name.clone(),
-        path: input.location.display().to_string(),
+        path: input.location.display(),
         files: files.len(),
-        bytes: files.iter().map(|(_, size)| size).sum(),
+        bytes: files.iter().map(|file| file.size).sum(),
     })
+}
+
+/// Lists the files of an input; the flag is true when the location names one
+/// file rather than a folder, prefix or glob.
+async fn list_input(
+    stores: &Stores,
+    context: &str,
+    location: &Location,
+    extension: &str,
+) -> Result<(Vec<RemoteFile>, bool), Error> {
+    let Some(path) = location.local_path() else {
+        let files = stores
+            .list_s3(location, extension)
+            .await
+            .map_err(|error| error.context(context))?;
+        let single = !location.is_glob()
+            && files.len() == 1
+            && Some(files[0].path.as_ref()) == location_key(location);
+        return Ok((files, single));
+    };
+    let single = path.is_file();
+    let extension = if single { "" } else { extension };
+    let listed = location.list_files(extension).map_err(|error| {
+        Error::invalid(format!(
+            "{context}: cannot list '{}': {error}",
+            location.display()
+        ))
+    })?;
+    let mut files = Vec::with_capacity(listed.len());
+    for (path, size) in listed {
+        let object = ObjectPath::from_filesystem_path(&path).map_err(|error| {
+            Error::invalid(format!("{context}: '{}': {error}", shown(&path)))
+        })?;
+        files.push(RemoteFile {
+            path: object,
+            display: shown(&path),
+            size,
+            local: Some(path),
+        });
+    }
+    Ok((files, single))
+}
+
+fn location_key(location: &Location) -> Option<&str> {
+    match location {
+        Location::S3 { key, .. } => Some(key),
+        Location::Local { .. } => None,
+    }
 }
 
 /// Rejects CSV files whose header rows differ, because DataFusion maps CSV columns
 /// by position: a file with the same columns in another order would be misread.
-fn check_csv_headers(
+async fn check_csv_headers(
     context: &str,
-    files: &[(std::path::PathBuf, u64)],
+    store: &dyn ObjectStore,
+    files: &[RemoteFile],
 ) -> Result<(), Error> {
-    use std::io::BufRead;
-    let mut first: Option<(String, &std::path::Path)> = None;
-    for (path, _) in files {
-        let mut header = String::new();
-        let file = std::fs::File::open(path).map_err(|error| {
-            Error::invalid(format!(
-                "{context}: cannot read '{}': {error}",
-                path.display()
-            ))
-        })?;
-        std::io::BufReader::new(file)
-            .read_line(&mut header)
+    // A header row longer than this is compared by its first part only.
+    const HEADER_BYTES: u64 = 1 << 20;
+    let mut first: Option<(String, &str)> = None;
+    for file in files {
+        let bytes = store
+            .get_range(&file.path, 0..file.size.min(HEADER_BYTES))
+            .await
             .map_err(|error| {
                 Error::invalid(format!(
                     "{context}: cannot read '{}': {error}",
-                    path.display()
+                    file.display
                 ))
             })?;
-        let header = header.trim_end_matches(['\r', '\n']).to_string();
+        let text = String::from_utf8_lossy(&bytes);
+        let header = text
+            .split('\n')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('\r')
+            .to_string();
         match &first {
-            None => first = Some((header, path)),
+            None => first = Some((header, &file.display)),
             Some((expected, first_path)) if *expected != header => {
                 return Err(Error::invalid(format!(
-                    "{context}: CSV files have different header rows: '{}' has '{expected}', \
-                     '{}' has '{header}'",
-                    first_path.display(),
-                    path.display()
+                    "{context}: CSV files have different header rows: '{first_path}' has \
+                     '{expected}', '{}' has '{header}'",
+                    file.display
                 ))
-                .with_hint("columns are read by position, so every file needs the same header"));
+                .with_hint(
+                    "columns are read by position, so every file needs the same header",
+                ));
             }
             Some(_) => {}
         }
     }
     Ok(())
-}
-
-/// Returns the URL DataFusion lists a location by; a folder ends in `/`.
-fn listing_url(
-    location: &crate::storage::Location,
-) -> datafusion::error::Result<ListingTableUrl> {
-    let path = location.local_path();
-    let mut text = path.to_string_lossy().into_owned();
-    if path.is_dir() && !text.ends_with('/') {
-        text.push('/');
-    }
-    ListingTableUrl::parse(text)
 }
 
 /// Reads the footer of every Parquet file and checks that all files have the
@@ -156,17 +199,18 @@ fn listing_url(
 /// missing values are NULL, and its statistics then disagree with the data. A
 /// footer with a wrong length makes its reader panic. Both are an invalid input
 /// here (exit 2), named by file.
-fn check_parquet_files(
+async fn check_parquet_files(
     context: &str,
-    files: &[(std::path::PathBuf, u64)],
+    store: &dyn ObjectStore,
+    files: &[RemoteFile],
 ) -> Result<(), Error> {
-    let mut first: Option<(&std::path::Path, Vec<(String, DataType)>)> = None;
-    for (path, size) in files {
-        let columns = parquet_columns(path, *size).map_err(|problem| {
-            Error::invalid(format!("{context}: '{}' {problem}", shown(path)))
+    let mut first: Option<(&str, Vec<(String, DataType)>)> = None;
+    for file in files {
+        let columns = parquet_columns(store, file).await.map_err(|problem| {
+            Error::invalid(format!("{context}: '{}' {problem}", file.display))
         })?;
         let Some((first_path, expected)) = &first else {
-            first = Some((path.as_path(), columns));
+            first = Some((&file.display, columns));
             continue;
         };
         if *expected != columns {
@@ -178,10 +222,10 @@ fn check_parquet_files(
                     .join(", ")
             };
             return Err(Error::invalid(format!(
-                "{context}: files have different columns: '{}' has [{}] where '{}' has [{}]",
-                shown(path),
+                "{context}: files have different columns: '{}' has [{}] where '{first_path}' \
+                 has [{}]",
+                file.display,
                 describe(&columns, expected),
-                shown(first_path),
                 describe(expected, &columns),
             ))
             .with_hint("every file of one input needs the same columns and types"));
@@ -205,36 +249,11 @@ fn shown(path: &std::path::Path) -> String {
 }
 
 /// Returns the columns of a Parquet file, sorted by name, from its footer.
-fn parquet_columns(
-    path: &std::path::Path,
-    size: u64,
+async fn parquet_columns(
+    store: &dyn ObjectStore,
+    file: &RemoteFile,
 ) -> Result<Vec<(String, DataType)>, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    const TAIL: u64 = 8;
-    if size < 12 {
-        return Err(format!(
-            "is not a Parquet file: it has {size} bytes, and the smallest has 12"
-        ));
-    }
-    let mut file =
-        std::fs::File::open(path).map_err(|error| format!("cannot be read: {error}"))?;
-    let mut tail = [0u8; TAIL as usize];
-    file.seek(SeekFrom::End(-(TAIL as i64)))
-        .and_then(|_| file.read_exact(&mut tail))
-        .map_err(|error| format!("cannot be read: {error}"))?;
-    if &tail[4..] != b"PAR1" {
-        return Err("is not a Parquet file: it does not end in 'PAR1'".to_string());
-    }
-    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-    if footer + 12 > size {
-        return Err(format!(
-            "is not a valid Parquet file: its footer length {footer} exceeds the file's \
-             {size} bytes"
-        ));
-    }
-    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
-        .parse_and_finish(&file)
-        .map_err(|error| format!("has an unreadable footer: {error}"))?;
+    let metadata = read_footer(store, &file.path, file.size).await?;
     let file_metadata = metadata.file_metadata();
     let schema = parquet::arrow::parquet_to_arrow_schema(
         file_metadata.schema_descr(),
@@ -250,14 +269,49 @@ fn parquet_columns(
     Ok(columns)
 }
 
+/// Reads and decodes the footer of the Parquet file at `path`, `size` bytes
+/// long, with two range reads. The problem is worded to follow the file's name.
+pub(crate) async fn read_footer(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    size: u64,
+) -> Result<parquet::file::metadata::ParquetMetaData, String> {
+    const TAIL: u64 = 8;
+    if size < 12 {
+        return Err(format!(
+            "is not a Parquet file: it has {size} bytes, and the smallest has 12"
+        ));
+    }
+    let read = |range: std::ops::Range<u64>| async move {
+        store
+            .get_range(path, range)
+            .await
+            .map_err(|error| format!("cannot be read: {error}"))
+    };
+    let tail = read(size - TAIL..size).await?;
+    if &tail[4..] != b"PAR1" {
+        return Err("is not a Parquet file: it does not end in 'PAR1'".to_string());
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > size {
+        return Err(format!(
+            "is not a valid Parquet file: its footer length {footer} exceeds the file's \
+             {size} bytes"
+        ));
+    }
+    let footer_bytes = read(size - TAIL - footer..size - TAIL).await?;
+    parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer_bytes)
+        .map_err(|error| format!("has an unreadable footer: {error}"))
+}
+
 async fn listing_table(
     ctx: &SessionContext,
-    input: &InputPlan,
+    url: &str,
     format: Arc<dyn FileFormat>,
     extension: &str,
 ) -> datafusion::error::Result<ListingTable> {
     let state = ctx.state();
-    let url = listing_url(&input.location)?;
+    let url = ListingTableUrl::parse(url)?;
     let options = ListingOptions::new(format).with_file_extension(extension);
     let partitions = options.infer_partitions(&state, &url).await?;
     let options = options.with_table_partition_cols(
@@ -279,36 +333,58 @@ async fn listing_table(
 /// DataFusion's decoding errors do not name the file, so a run that failed on
 /// one calls this to say which file it was. It reads all input data again, which
 /// is acceptable only after a failure.
-pub fn find_unreadable_file(job: &JobPlan) -> Option<(String, String)> {
+pub async fn find_unreadable_file(
+    stores: &Stores,
+    job: &JobPlan,
+) -> Option<(String, String)> {
     for input in &job.inputs {
         if input.format != InputFormat::Parquet {
             continue;
         }
-        let extension = if input.location.local_path().is_file() {
-            ""
-        } else {
-            ".parquet"
-        };
-        let Ok(files) = input.location.list_files(extension) else {
+        let Ok((files, _)) = list_input(stores, "", &input.location, ".parquet").await
+        else {
             continue;
         };
-        for (path, _) in files {
-            if let Err(problem) = read_whole_parquet(&path) {
-                return Some((shown(&path), problem));
+        let Ok(store) = stores.store_for(&input.location) else {
+            continue;
+        };
+        for file in files {
+            if let Err(problem) = read_whole_parquet(Arc::clone(&store), &file).await {
+                return Some((file.display, problem));
             }
         }
     }
     None
 }
 
-fn read_whole_parquet(path: &std::path::Path) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+async fn read_whole_parquet(
+    store: Arc<dyn ObjectStore>,
+    file: &RemoteFile,
+) -> Result<(), String> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    fn read_all<R: parquet::file::reader::ChunkReader + 'static>(
+        reader: R,
+    ) -> Result<(), String> {
+        let batches = ParquetRecordBatchReaderBuilder::try_new(reader)
             .and_then(|builder| builder.build())
             .map_err(|error| error.to_string())?;
-    for batch in reader {
-        batch.map_err(|error| error.to_string())?;
+        for batch in batches {
+            batch.map_err(|error| error.to_string())?;
+        }
+        Ok(())
     }
-    Ok(())
+    // A local file is read as it streams; an object is fetched whole, which
+    // happens only after a run has failed.
+    if let Some(path) = &file.local {
+        let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+        return read_all(file);
+    }
+    let bytes = store
+        .get(&file.path)
+        .await
+        .map_err(|error| error.to_string())?
+        .bytes()
+        .await
+        .map_err(|error| error.to_string())?;
+    read_all(bytes)
 }

@@ -13,7 +13,6 @@ mod partition;
 pub mod sql;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use crate::error::Error;
 use crate::functions::ScoreCounters;
 use crate::job::{JobPlan, OutputPlan, ParamValue, StagePlan};
 use crate::progress::Progress;
+use crate::storage::{Location, Stores};
 
 /// Parquet compression of every file cra writes.
 pub const PARQUET_COMPRESSION: &str = "zstd(3)";
@@ -56,6 +56,7 @@ pub struct StageReport {
 /// The DataFusion session of one run.
 pub struct Engine {
     ctx: SessionContext,
+    stores: Stores,
     params: HashMap<String, ScalarValue>,
     counters: ScoreCounters,
 }
@@ -67,6 +68,16 @@ impl Engine {
         // Spans let planning errors point at a line and column of the SQL.
         config.options_mut().sql_parser.collect_spans = true;
         let mut ctx = SessionContext::new_with_config(config);
+        let stores = Stores::new(&job.storage)?;
+        for (url, store) in stores.s3_clients() {
+            let url = url::Url::parse(&url).map_err(|error| {
+                Error::invalid(format!(
+                    "{}: '{url}' is not a valid URL: {error}",
+                    job.file
+                ))
+            })?;
+            ctx.register_object_store(&url, store);
+        }
         let counters = ScoreCounters::default();
         crate::functions::register_counted(&mut ctx, &counters).map_err(|error| {
             Error::run(format!(
@@ -80,6 +91,7 @@ impl Engine {
             .collect();
         Ok(Self {
             ctx,
+            stores,
             params,
             counters,
         })
@@ -96,6 +108,11 @@ impl Engine {
         &self.ctx
     }
 
+    /// Returns the clients of the stores the job names.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
     /// Registers inputs, then plans every stage and output, reading no data rows.
     ///
     /// Collects the problems of all stages and outputs before it fails, so one run
@@ -104,7 +121,7 @@ impl Engine {
         let mut reports = Vec::new();
         let mut problems = Vec::new();
         for input in &job.inputs {
-            match inputs::register(&self.ctx, job, input).await {
+            match inputs::register(&self.ctx, &self.stores, job, input).await {
                 Ok(report) => reports.push(report),
                 Err(error) => problems.push(error),
             }
@@ -268,7 +285,7 @@ impl Engine {
     pub async fn run_stages(
         &self,
         job: &JobPlan,
-        materialize_dir: &Path,
+        materialize_dir: &Location,
         progress: &Progress,
     ) -> Result<Vec<StageReport>, Error> {
         let mut reports = Vec::new();
@@ -321,7 +338,7 @@ impl Engine {
         job: &JobPlan,
         stage: &StagePlan,
         plan: LogicalPlan,
-        dir: &Path,
+        dir: &Location,
     ) -> Result<u64, Error> {
         let schema = Arc::clone(plan.schema().inner());
         let frame = DataFrame::new(self.ctx.state(), plan);
@@ -338,11 +355,10 @@ impl Engine {
                 .map_err(|error| sql::execution_error(job, stage, error))?;
             return Ok(0);
         }
-        let location = format!("{}/", dir.display());
         self.ctx
             .register_parquet(
                 stage.name.as_str(),
-                &location,
+                dir.url(true),
                 ParquetReadOptions::default(),
             )
             .await
@@ -366,7 +382,7 @@ impl Engine {
         &self,
         job: &JobPlan,
         output: &OutputPlan,
-        dir: &Path,
+        dir: &Location,
     ) -> Result<u64, Error> {
         let context = format!(
             "{}: output '{}' to '{}'",
@@ -458,10 +474,12 @@ fn param_scalar(value: &ParamValue) -> ScalarValue {
 /// Writes a frame as zstd Parquet into `dir`, Hive-partitioned by `partition_by`.
 async fn write_parquet(
     frame: DataFrame,
-    dir: &Path,
+    dir: &Location,
     partition_by: &[String],
 ) -> datafusion::error::Result<u64> {
-    std::fs::create_dir_all(dir)?;
+    if let Some(path) = dir.local_path() {
+        std::fs::create_dir_all(path)?;
+    }
     let mut parquet = TableParquetOptions::default();
     parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
     // Scores and sums are floats that rarely repeat: a dictionary would cost time
@@ -479,9 +497,8 @@ async fn write_parquet(
     let options = DataFrameWriteOptions::new()
         .with_single_file_output(false)
         .with_partition_by(partition_by.to_vec());
-    let location = format!("{}/", dir.display());
     let batches = frame
-        .write_parquet(&location, options, Some(parquet))
+        .write_parquet(&dir.url(true), options, Some(parquet))
         .await?;
     let mut rows = 0;
     for batch in batches {

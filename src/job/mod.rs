@@ -9,6 +9,7 @@ pub mod load;
 pub mod params;
 pub mod plan;
 pub mod spec;
+mod storage;
 
 pub use load::load;
 pub use params::ParamValue;

@@ -36,6 +36,8 @@ pub struct JobPlan {
     pub stages: Vec<StagePlan>,
     /// Outputs in declaration order.
     pub outputs: Vec<OutputPlan>,
+    /// Settings of every bucket that an input or output is in.
+    pub storage: crate::storage::StoragePlan,
 }
 
 /// A parameter with its value.
@@ -279,6 +281,7 @@ pub fn resolve(
         .map(|s| s.value.name.value.as_str())
         .collect();
     let outputs = resolver.outputs(&spec, &inputs, &stage_names);
+    let storage = resolver.storage(spec.storage.as_ref(), &inputs, &outputs);
 
     if !resolver.problems.is_empty() {
         return Err(Error::many(resolver.problems));
@@ -292,20 +295,26 @@ pub fn resolve(
         inputs,
         stages,
         outputs,
+        storage,
     })
 }
 
-struct Resolver<'a> {
-    file: &'a str,
+pub(super) struct Resolver<'a> {
+    pub(super) file: &'a str,
     text: &'a str,
     dir: &'a Path,
     display_dir: &'a Path,
-    problems: Vec<Error>,
+    pub(super) problems: Vec<Error>,
 }
 
 impl Resolver<'_> {
     /// Records a problem at the YAML position of `at`.
-    fn problem<T>(&mut self, at: &Spanned<T>, message: String, hint: Option<String>) {
+    pub(super) fn problem<T>(
+        &mut self,
+        at: &Spanned<T>,
+        message: String,
+        hint: Option<String>,
+    ) {
         let line = at.referenced.line();
         let column = at.referenced.column();
         let mut error =
@@ -316,7 +325,11 @@ impl Resolver<'_> {
         self.problems.push(error);
     }
 
-    fn problem_without_position(&mut self, message: String, hint: Option<String>) {
+    pub(super) fn problem_without_position(
+        &mut self,
+        message: String,
+        hint: Option<String>,
+    ) {
         let mut error = Error::invalid(format!("{}: {message}", self.file));
         if let Some(hint) = hint {
             error = error.with_hint(hint);
@@ -478,7 +491,12 @@ impl Resolver<'_> {
                     continue;
                 }
             };
-            if !location.is_glob() && !location.local_path().exists() {
+            let missing = match location.local_path() {
+                Some(path) => !location.is_glob() && !path.exists(),
+                // Objects are listed when the run starts.
+                None => false,
+            };
+            if missing {
                 self.problem(
                     path,
                     format!("input '{name}': path '{}' not found", location.display()),
@@ -591,7 +609,15 @@ impl Resolver<'_> {
                             return None;
                         }
                     };
-                let text = match std::fs::read(location.local_path()) {
+                let Some(local) = location.local_path() else {
+                    self.problem(
+                        path,
+                        format!("{what}: SQL files are read from local paths only"),
+                        Some("keep SQL files beside the job file".to_string()),
+                    );
+                    return None;
+                };
+                let text = match std::fs::read(local) {
                     Ok(bytes) => bytes,
                     Err(error) => {
                         let message = if error.kind() == std::io::ErrorKind::NotFound {
@@ -850,6 +876,20 @@ impl Resolver<'_> {
                     &spec.path,
                     format!("output '{table}': path '{}' is a glob", spec.path.value),
                     Some("an output path names one folder".to_string()),
+                );
+                return None;
+            }
+            Ok(location) if location.parent().is_none() => {
+                self.problem(
+                    &spec.path,
+                    format!(
+                        "output '{table}': path '{}' is a bucket or file system root",
+                        location.display()
+                    ),
+                    Some(
+                        "name a folder or prefix inside it: staging goes beside the output"
+                            .to_string(),
+                    ),
                 );
                 return None;
             }

@@ -26,6 +26,65 @@ pub struct JobSpec {
     pub stages: Vec<Spanned<StageSpec>>,
     /// Tables written as Parquet.
     pub outputs: Vec<Spanned<OutputSpec>>,
+    /// How to reach the object stores that inputs and outputs name.
+    #[serde(default)]
+    pub storage: Option<StorageSpec>,
+}
+
+/// The `storage:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpec {
+    /// Settings of every `s3://` bucket, with overrides per bucket.
+    #[serde(default)]
+    pub s3: Option<Spanned<S3Spec>>,
+}
+
+/// Settings of an S3-compatible store. Every value may be, or contain, a
+/// `${env:NAME}` reference; credentials must be one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Spec {
+    /// Endpoint URL, such as `http://127.0.0.1:3900`.
+    #[serde(default)]
+    pub endpoint: Option<Spanned<String>>,
+    /// Region the client signs requests for; must match the store's.
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    /// Access key id.
+    #[serde(default)]
+    pub access_key_id: Option<Spanned<String>>,
+    /// Secret access key.
+    #[serde(default)]
+    pub secret_access_key: Option<Spanned<String>>,
+    /// Session token of temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<Spanned<String>>,
+    /// `true` for `bucket.endpoint` addresses, `false` (the default) for
+    /// `endpoint/bucket`.
+    #[serde(default)]
+    pub virtual_hosted_style: Option<Spanned<ScalarSpec>>,
+    /// `true` to allow an `http://` endpoint.
+    #[serde(default)]
+    pub allow_http: Option<Spanned<ScalarSpec>>,
+    /// `true` to send unsigned requests, for public buckets.
+    #[serde(default)]
+    pub skip_signature: Option<Spanned<ScalarSpec>>,
+    /// Retries of a failed request.
+    #[serde(default)]
+    pub retries: Option<Spanned<ScalarSpec>>,
+    /// Time after which a failed request is no longer retried, such as `60s`.
+    #[serde(default)]
+    pub retry_timeout: Option<Spanned<ScalarSpec>>,
+    /// Time allowed to open a connection, such as `5s`.
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<ScalarSpec>>,
+    /// Time allowed for one request, such as `60s`.
+    #[serde(default)]
+    pub timeout: Option<Spanned<ScalarSpec>>,
+    /// Settings for one bucket, by bucket name, over those above.
+    #[serde(default)]
+    pub buckets: IndexMap<String, Spanned<S3Spec>>,
 }
 
 /// One parameter: `{type: date, default: 1998-06-30}`.

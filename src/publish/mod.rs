@@ -1,0 +1,513 @@
+//! Publishing outputs: staging, the commit protocol, `_manifest.json` and `_SUCCESS`.
+//!
+//! Each output is written to a staging folder or prefix beside its destination.
+//! The commit runs only after every output is complete and every check passed:
+//!
+//! 1. the new `_manifest.json` (and on local disk `_SUCCESS`) go into staging;
+//! 2. each destination takes in its new files: on local disk by renaming the
+//!    destination to `.cra-previous.<name>.<run>` and staging into its place
+//!    ([`local`]); in a bucket by journalling the change, taking the old markers
+//!    out and copying the new files in ([`s3`]);
+//! 3. `_COMMITTED` is written into the run folder `.cra-run.<job>.<run>` beside
+//!    the first output: from here on the run counts as published;
+//! 4. each destination finishes: the previous folder goes; in a bucket the old
+//!    files go and the manifest, then `_SUCCESS`, arrive.
+//!
+//! A run that fails before step 3 rolls every destination back. A run killed
+//! before step 3 leaves its folders and prefixes behind, so the next run of the
+//! job rolls them back before it starts; after step 3 the next run finishes them.
+//! Concurrent runs that share a local destination are kept apart by a lock file
+//! beside it.
+
+mod local;
+mod s3;
+
+use std::collections::HashSet;
+use std::fs::File;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::job::JobPlan;
+use crate::storage::{Location, Stores};
+use local::LocalDestination;
+use s3::S3Destination;
+
+/// Name of the manifest file in every published output.
+pub const MANIFEST: &str = "_manifest.json";
+/// Name of the empty marker file written last into every published output.
+pub const SUCCESS: &str = "_SUCCESS";
+const COMMITTED: &str = "_COMMITTED";
+
+/// The staging and destination folders of one run.
+pub struct Publisher {
+    job_name: String,
+    run_id: String,
+    stores: Stores,
+    run_dir: Location,
+    destinations: Vec<Destination>,
+    locks: Vec<File>,
+    committed: bool,
+    cleaned: bool,
+}
+
+/// One output's folders or prefixes.
+enum Destination {
+    Local(LocalDestination),
+    S3(Box<S3Destination>),
+}
+
+impl Destination {
+    fn display(&self) -> &str {
+        match self {
+            Destination::Local(local) => &local.display,
+            Destination::S3(s3) => &s3.display,
+        }
+    }
+
+    fn staging(&self) -> Location {
+        match self {
+            Destination::Local(local) => Location::Local {
+                path: local.staging.clone(),
+                display: local.staging.display().to_string(),
+            },
+            Destination::S3(s3) => s3.staging.clone(),
+        }
+    }
+
+    async fn roll_back(&self) -> Result<(), Error> {
+        match self {
+            Destination::Local(local) => local.roll_back().map_err(|error| {
+                Error::run(format!(
+                    "output '{}': cannot restore the previous output: {error}",
+                    local.display
+                ))
+            }),
+            Destination::S3(s3) => s3.roll_back().await,
+        }
+    }
+}
+
+/// Returns the run id in `entry` when it is `<prefix><name>.<run id>`.
+///
+/// An output may be named like another with a dot, such as `a` and `a.b`. Run ids
+/// hold no dot, so the part after the last dot is the run id and the rest must be
+/// the output's name exactly.
+fn leftover_run_id(entry: &str, prefix: &str, name: &str) -> Option<String> {
+    let (output, run_id) = entry.strip_prefix(prefix)?.rsplit_once('.')?;
+    (output == name).then(|| run_id.to_string())
+}
+
+/// Returns true when `bytes` are a manifest that cra wrote.
+fn is_cra_manifest(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|value| value.get("cra_version").cloned())
+        .is_some()
+}
+
+fn not_cra_output(job_file: &str, display: &str) -> Error {
+    Error::invalid(format!(
+        "{job_file}: output folder '{display}' exists and contains no cra output"
+    ))
+    .with_hint("pass --force to replace its contents, or choose another path")
+}
+
+impl Publisher {
+    /// Locks the destinations, recovers what earlier runs left behind, checks
+    /// that each destination may be replaced, and creates empty staging.
+    ///
+    /// A destination that exists, is not empty and contains no cra manifest is left
+    /// alone (exit 2) unless `force` is set.
+    pub async fn prepare(
+        job: &JobPlan,
+        stores: &Stores,
+        run_id: &str,
+        force: bool,
+    ) -> Result<Self, Error> {
+        let mut destinations = Vec::new();
+        let mut locks = Vec::new();
+        for output in &job.outputs {
+            match &output.location {
+                Location::Local { path, display } => {
+                    let destination = LocalDestination::new(path, display, run_id);
+                    locks.push(destination.lock(&job.file, &output.table)?);
+                    destinations.push(Destination::Local(destination));
+                }
+                location @ Location::S3 { .. } => {
+                    let destination = S3Destination::new(stores, location, run_id)?;
+                    destinations.push(Destination::S3(Box::new(destination)));
+                }
+            }
+        }
+        let (run_parent, _) = job.outputs[0].location.parent().ok_or_else(|| {
+            Error::invalid(format!(
+                "{}: the first output has no parent folder",
+                job.file
+            ))
+        })?;
+        let run_prefix = format!(".cra-run.{}.", job.name);
+        let run_dir = run_parent.join(&format!("{run_prefix}{run_id}"));
+
+        // Which interrupted runs reached their commit point decides, for each
+        // destination, between rolling back and finishing.
+        let mut leftovers = Vec::new();
+        let mut interrupted = HashSet::new();
+        for destination in &destinations {
+            let found = match destination {
+                Destination::Local(local) => local
+                    .interrupted_runs()
+                    .into_iter()
+                    .map(|run_id| (run_id, true))
+                    .collect(),
+                Destination::S3(s3) => s3.leftovers().await?,
+            };
+            interrupted.extend(
+                found
+                    .iter()
+                    .filter(|(_, previous)| *previous)
+                    .map(|(run_id, _)| run_id.clone()),
+            );
+            leftovers.push(found);
+        }
+        let mut committed = HashSet::new();
+        for run_id in interrupted {
+            let marker = run_parent
+                .join(&format!("{run_prefix}{run_id}"))
+                .join(COMMITTED);
+            if marker_exists(stores, &marker).await? {
+                committed.insert(run_id);
+            }
+        }
+        let is_committed = |run_id: &str| committed.contains(run_id);
+        for (destination, found) in destinations.iter().zip(&leftovers) {
+            match destination {
+                Destination::Local(local) => local.recover(&is_committed)?,
+                Destination::S3(s3) => s3.recover(found, &is_committed).await?,
+            }
+        }
+        remove_run_dirs(stores, &job.outputs, &run_prefix).await?;
+
+        for destination in &destinations {
+            match destination {
+                Destination::Local(local) => local.check_replaceable(&job.file, force)?,
+                Destination::S3(s3) => s3.check_replaceable(&job.file, force).await?,
+            }
+        }
+        for destination in &destinations {
+            match destination {
+                Destination::Local(local) => local::create_empty_dir(&local.staging)?,
+                Destination::S3(s3) => s3.clear_staging().await?,
+            }
+        }
+        match run_dir.local_path() {
+            Some(path) => local::create_empty_dir(path)?,
+            None => s3::remove_prefix(stores, &run_dir).await?,
+        }
+        Ok(Self {
+            job_name: job.name.clone(),
+            run_id: run_id.to_string(),
+            stores: stores.clone(),
+            run_dir,
+            destinations,
+            locks,
+            committed: false,
+            cleaned: false,
+        })
+    }
+
+    /// Returns the run's own folder, for `materialize: true` stages.
+    pub fn run_dir(&self) -> &Location {
+        &self.run_dir
+    }
+
+    /// Returns the staging folder or prefix of output `index`.
+    pub fn staging(&self, index: usize) -> Location {
+        self.destinations[index].staging()
+    }
+
+    /// Lists the Parquet files staged for output `index`, with their rows.
+    pub async fn list_staged(&self, index: usize) -> Result<Vec<ManifestFile>, Error> {
+        match &self.destinations[index] {
+            Destination::Local(local) => {
+                local::list_data_files(&local.staging).map_err(|error| {
+                    Error::run(format!(
+                        "output '{}': cannot list the staged files: {error}",
+                        local.display
+                    ))
+                })
+            }
+            Destination::S3(s3) => s3.list_data_files().await,
+        }
+    }
+
+    /// Publishes every output. On failure before the commit point every
+    /// destination is as it was before the run.
+    pub async fn commit(&mut self, manifests: &[Manifest]) -> Result<(), Error> {
+        for (destination, manifest) in self.destinations.iter().zip(manifests) {
+            let mut json = crate::redact::to_json_pretty(manifest).map_err(|error| {
+                Error::run(format!("internal error: cannot write a manifest: {error}"))
+            })?;
+            json.push(b'\n');
+            match destination {
+                Destination::Local(local) => {
+                    local.write_markers(&json).map_err(|error| {
+                        Error::run(format!(
+                            "output '{}': cannot write the manifest in staging: {error}",
+                            local.display
+                        ))
+                    })?
+                }
+                Destination::S3(s3) => s3.write_manifest(&json).await?,
+            }
+        }
+
+        for index in 0..self.destinations.len() {
+            let result = match &mut self.destinations[index] {
+                Destination::Local(local) => local.swap_in().map_err(|error| {
+                    Error::run(format!(
+                        "output '{}': cannot move the new output into place: {error}",
+                        local.display
+                    ))
+                }),
+                Destination::S3(s3) => s3.begin().await,
+            };
+            if let Err(error) = result {
+                return Err(self.roll_back(index + 1, error).await);
+            }
+        }
+
+        // The commit point: from here on the next run finishes the cleanup instead
+        // of rolling back.
+        let marker = self.run_dir.join(COMMITTED);
+        let recorded = match marker.local_path() {
+            Some(path) => local::write_synced(path, b"").map_err(|error| {
+                Error::run(format!(
+                    "cannot record the commit of run '{}': {error}",
+                    self.run_id
+                ))
+            }),
+            None => s3::put_empty(&self.stores, &marker).await,
+        };
+        if let Err(error) = recorded {
+            return Err(self.roll_back(self.destinations.len(), error).await);
+        }
+        self.committed = true;
+
+        let mut unfinished = Vec::new();
+        for destination in &self.destinations {
+            match destination {
+                Destination::Local(local) => local.finish(),
+                Destination::S3(s3) => {
+                    if let Err(error) = s3.finish().await {
+                        unfinished.push(error);
+                    }
+                }
+            }
+        }
+        if !unfinished.is_empty() {
+            let hint = format!(
+                "the run is committed; the next run of job '{}' finishes it before it \
+                 starts, and until then the output has no _SUCCESS",
+                self.job_name
+            );
+            let last = unfinished.pop().map(|error| error.with_hint(hint));
+            unfinished.extend(last);
+            return Err(Error::many(unfinished));
+        }
+        self.remove_run_dir().await;
+        self.cleaned = true;
+        tracing::debug!(job = %self.job_name, run_id = %self.run_id, "outputs committed");
+        Ok(())
+    }
+
+    /// Rolls back the first `count` destinations after `error` and returns the
+    /// error, with a hint when a roll back failed too.
+    async fn roll_back(&mut self, count: usize, error: Error) -> Error {
+        let mut failed = Vec::new();
+        for destination in self.destinations[..count].iter().rev() {
+            if let Err(rollback) = destination.roll_back().await {
+                tracing::error!(
+                    output = %destination.display(),
+                    error = %rollback,
+                    "cannot restore the previous output"
+                );
+                failed.push(destination.display().to_string());
+            }
+        }
+        if failed.is_empty() {
+            return error;
+        }
+        error.with_hint(format!(
+            "cannot restore {} yet; the next run of job '{}' rolls it back before it \
+             starts",
+            failed.join(", "),
+            self.job_name
+        ))
+    }
+
+    /// Removes the staging of a run that failed before its commit point. A
+    /// local staging folder goes also when the publisher is dropped; prefixes in
+    /// a bucket that this cannot remove go at the job's next run.
+    pub async fn abort(&mut self) {
+        if self.committed || self.cleaned {
+            return;
+        }
+        for destination in &self.destinations {
+            match destination {
+                Destination::Local(local) => local.discard(),
+                Destination::S3(s3) => {
+                    if let Err(error) = s3.discard().await {
+                        tracing::warn!(output = %s3.display, %error, "cannot remove staging; the next run removes it");
+                    }
+                }
+            }
+        }
+        self.remove_run_dir().await;
+        self.cleaned = true;
+    }
+
+    async fn remove_run_dir(&self) {
+        match self.run_dir.local_path() {
+            Some(path) => local::remove_quietly(path),
+            None => {
+                if let Err(error) = s3::remove_prefix(&self.stores, &self.run_dir).await {
+                    tracing::warn!(%error, "cannot remove the run prefix; the next run removes it");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Publisher {
+    /// Removes local staging after a failed run that was not aborted.
+    fn drop(&mut self) {
+        if !self.committed && !self.cleaned {
+            for destination in &self.destinations {
+                if let Destination::Local(local) = destination {
+                    local.discard();
+                }
+            }
+            if let Some(path) = self.run_dir.local_path() {
+                local::remove_quietly(path);
+            }
+        }
+        // Dropping the files releases the locks.
+        self.locks.clear();
+    }
+}
+
+async fn marker_exists(stores: &Stores, marker: &Location) -> Result<bool, Error> {
+    match marker.local_path() {
+        Some(path) => Ok(path.exists()),
+        None => s3::exists(stores, marker).await,
+    }
+}
+
+/// Removes the run folders of earlier runs beside every output.
+///
+/// Called only after every destination recovered, because a run folder's
+/// `_COMMITTED` marker decides between rolling back and finishing.
+async fn remove_run_dirs(
+    stores: &Stores,
+    outputs: &[crate::job::OutputPlan],
+    run_prefix: &str,
+) -> Result<(), Error> {
+    for output in outputs {
+        let Some((parent, _)) = output.location.parent() else {
+            continue;
+        };
+        match parent.local_path() {
+            Some(path) => {
+                if let Ok(entries) = std::fs::read_dir(path) {
+                    for entry in entries.flatten() {
+                        if entry.file_name().to_string_lossy().starts_with(run_prefix) {
+                            local::remove_quietly(&entry.path());
+                        }
+                    }
+                }
+            }
+            None => {
+                for name in s3::prefixes_named(stores, &parent, run_prefix).await? {
+                    s3::remove_prefix(stores, &parent.join(&name)).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `_manifest.json` of one published output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// cra version that wrote the output.
+    pub cra_version: String,
+    /// Run id, shared by every output of the run.
+    pub run_id: String,
+    /// Job name.
+    pub job: String,
+    /// Job file as it was named on the command line.
+    pub job_file: String,
+    /// UTC start of the run, RFC 3339.
+    pub started_at: String,
+    /// UTC time the outputs were complete, RFC 3339.
+    pub finished_at: String,
+    /// Parameter values the run used.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Inputs with their files and sizes.
+    pub inputs: Vec<ManifestInput>,
+    /// Table the output holds.
+    pub table: String,
+    /// Total rows.
+    pub rows: u64,
+    /// Hive partition columns, in folder order.
+    pub partition_by: Vec<String>,
+    /// Columns of the table, partition columns included.
+    pub schema: Vec<ManifestColumn>,
+    /// Data files, relative to the output folder.
+    pub files: Vec<ManifestFile>,
+    /// Rows with invalid statistics (negative values, recency above t, frequency
+    /// not whole) that scored NULL while this output was written, by function.
+    pub invalid_statistics: std::collections::BTreeMap<String, u64>,
+    /// Stages of the run, with rows and elapsed time.
+    pub stages: Vec<crate::summary::StageSummary>,
+    /// Results of the output's data checks; failed ones are warnings, since a
+    /// failed error check publishes nothing.
+    pub checks: Vec<crate::engine::CheckResult>,
+}
+
+/// One input of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestInput {
+    /// Table name.
+    pub name: String,
+    /// Location as the user reads it.
+    pub path: String,
+    /// Number of data files.
+    pub files: usize,
+    /// Total bytes of the data files.
+    pub bytes: u64,
+}
+
+/// One column of an output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow data type.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Whether the column may hold NULL.
+    pub nullable: bool,
+}
+
+/// One data file of an output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestFile {
+    /// Path relative to the output folder, with `/` separators.
+    pub path: String,
+    /// Rows in the file, from its Parquet footer.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
