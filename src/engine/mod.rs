@@ -391,8 +391,13 @@ impl Engine {
             output.location.display()
         );
         let failed = |error: datafusion::error::DataFusionError| {
-            Error::run(format!("{context}: {}", sql::describe(&error).message))
-                .with_source(error)
+            let described = sql::describe(&error);
+            let failure = Error::run(format!("{context}: {}", described.message))
+                .with_source(error);
+            match described.hint {
+                Some(hint) => failure.with_hint(hint),
+                None => failure,
+            }
         };
         let mut frame = self
             .ctx

@@ -205,6 +205,12 @@ pub struct Described {
 /// Reduces a DataFusion error to a message, a position and a hint.
 pub fn describe(error: &DataFusionError) -> Described {
     let mut described = Described::default();
+    if let Some(store_error) = crate::storage::find_store_error(error) {
+        let (message, hint) = crate::storage::describe_store_error_in_text(store_error);
+        described.message = message;
+        described.hint = hint;
+        return described;
+    }
     if let Some(diagnostic) = error.diagnostic() {
         if let Some(span) = diagnostic.span
             && span.start.line > 0

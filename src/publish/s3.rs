@@ -204,9 +204,15 @@ impl S3Destination {
         }
     }
 
-    /// Removes what an earlier attempt with the same run id left in staging.
+    /// Removes what an earlier attempt with the same run id left in staging,
+    /// then writes and deletes one object there, so a key that may not write
+    /// fails the run before its stages are computed.
     pub(super) async fn clear_staging(&self) -> Result<(), Error> {
-        self.remove_prefix(&self.staging).await
+        self.remove_prefix(&self.staging).await?;
+        let probe = self.staging.join(".cra-probe");
+        self.put(&probe, b"cra write check\n".to_vec()).await?;
+        self.delete_all(&self.staging, &[".cra-probe".to_string()])
+            .await
     }
 
     /// Writes the new manifest into staging, for [`Self::finish`] to copy.

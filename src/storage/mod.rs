@@ -8,4 +8,7 @@ mod location;
 mod s3;
 
 pub use location::*;
-pub use s3::{RemoteFile, Stores, describe_store_error};
+pub use s3::{
+    RemoteFile, Stores, describe_store_error, describe_store_error_in_text,
+    find_store_error,
+};

@@ -41,6 +41,8 @@ impl Stores {
             let store = build_client(bucket, settings)?;
             buckets.insert(bucket.clone(), (store, settings.clone()));
         }
+        let mut known = known_settings().write().unwrap_or_else(|e| e.into_inner());
+        known.extend(plan.buckets.clone());
         Ok(Self {
             buckets,
             local: Arc::new(LocalFileSystem::new()),
@@ -172,7 +174,13 @@ impl Stores {
                     }]);
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(self.error(location, "cannot read", &error)),
+                Err(error) => {
+                    // The answer to HEAD has no body, so it lacks the store's error
+                    // code; a listing of the same key fails alike and says why.
+                    let listed = store.list_with_delimiter(Some(&path)).await;
+                    let error = listed.err().unwrap_or(error);
+                    return Err(self.error(location, "cannot read", &error));
+                }
             }
         }
         let root = (!key.is_empty()).then_some(&path);
@@ -271,6 +279,45 @@ impl Stores {
     }
 }
 
+/// Settings of every bucket this process has a client for, so errors that reach
+/// the user through DataFusion can still say where a setting came from.
+fn known_settings() -> &'static std::sync::RwLock<BTreeMap<String, S3Settings>> {
+    static KNOWN: std::sync::OnceLock<std::sync::RwLock<BTreeMap<String, S3Settings>>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+/// Describes a store error met while DataFusion read or wrote, naming the
+/// bucket whose URL the error shows.
+pub fn describe_store_error_in_text(
+    error: &object_store::Error,
+) -> (String, Option<String>) {
+    let text = error.to_string();
+    let known = known_settings().read().unwrap_or_else(|e| e.into_inner());
+    let found = known.iter().find(|(bucket, _)| {
+        text.contains(&format!("/{bucket}/"))
+            || text.contains(&format!("/{bucket}?"))
+            || text.contains(&format!("//{bucket}."))
+    });
+    match found {
+        Some((bucket, settings)) => {
+            let location = Location::S3 {
+                bucket: bucket.clone(),
+                key: String::new(),
+            };
+            describe_store_error(&location, Some(settings), error)
+        }
+        None => describe_store_error(
+            &Location::Local {
+                path: Default::default(),
+                display: String::new(),
+            },
+            None,
+            error,
+        ),
+    }
+}
+
 fn build_client(
     bucket: &str,
     settings: &S3Settings,
@@ -335,9 +382,9 @@ pub fn describe_store_error(
         source = inner.source();
     }
     let text = crate::redact::text(&text).into_owned();
-    let Some(settings) = settings else {
-        return (text, None);
-    };
+    let shown = crate::redact::text(&error.to_string()).into_owned();
+    let unknown = S3Settings::default();
+    let settings = settings.unwrap_or(&unknown);
     let bucket = location.bucket().unwrap_or_default();
     let endpoint = settings
         .endpoint
@@ -346,14 +393,17 @@ pub fn describe_store_error(
     let endpoint_source = settings.source("endpoint");
     let has = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
 
-    let (cause, hint) = if has(&["NoSuchBucket"]) {
+    let code = xml_element(&text, "Code").unwrap_or_default();
+    let (cause, hint) = if code == "NoSuchBucket" {
         (
             format!("bucket '{bucket}' does not exist at {endpoint}"),
             format!(
-                "create the bucket, or correct its name in the path; the endpoint comes from {endpoint_source}"
+                "create the bucket, or correct its name in the path; the endpoint comes \
+                 from {endpoint_source}"
             ),
         )
-    } else if has(&["InvalidAccessKeyId", "No such key", "Unknown access key"]) {
+    } else if code == "InvalidAccessKeyId" || has(&["No such key", "Unknown access key"])
+    {
         (
             "the store does not know the access key id".to_string(),
             format!(
@@ -361,67 +411,130 @@ pub fn describe_store_error(
                 settings.source("access_key_id")
             ),
         )
-    } else if has(&["SignatureDoesNotMatch", "Invalid signature", "signature"]) {
+    } else if code == "SignatureDoesNotMatch" || has(&["Invalid signature"]) {
         (
             "the store rejected the request signature: the secret access key is wrong"
                 .to_string(),
             format!(
                 "check the secret access key (from {}) and the endpoint (from \
-                 {endpoint_source}), which must have no trailing '/'",
+                 {endpoint_source})",
                 settings.source("secret_access_key")
             ),
         )
-    } else if has(&["AuthorizationHeaderMalformed", "region", "Region"]) {
+    } else if matches!(
+        code.as_str(),
+        "AuthorizationHeaderMalformed"
+            | "PermanentRedirect"
+            | "IllegalLocationConstraintException"
+    ) || has(&["incorrectly configured region"])
+    {
         (
             format!(
                 "the store rejected the region '{}' (from {})",
                 settings.region,
                 settings.source("region")
             ),
-            "set region to the store's own region; Garage uses the s3_region of its \
-             configuration, and AWS the bucket's region"
+            "set region to the store's own region: Garage's is the s3_region of its \
+             configuration, and on AWS it is the bucket's region"
                 .to_string(),
         )
-    } else if has(&["AccessDenied", "Forbidden", "403"]) {
+    } else if code == "AccessDenied" || code == "Forbidden" {
         (
             format!("the key has no permission for this in bucket '{bucket}'"),
-            "grant the key read and write access to the bucket".to_string(),
-        )
-    } else if has(&["timed out", "Timeout", "timeout"]) {
-        (
-            format!("the request to {endpoint} timed out"),
             format!(
-                "check that the store answers; the timeout is {:?} (from {}) and a \
-                 request is retried {} times",
-                settings.timeout,
-                settings.source("timeout"),
-                settings.retries
+                "grant the key (from {}) read and write access to the bucket",
+                settings.source("access_key_id")
             ),
         )
-    } else if has(&[
-        "Connection refused",
-        "connection refused",
-        "error trying to connect",
-        "dns error",
-        "error sending request",
-        "client error (Connect)",
-    ]) {
+    } else if has(&["Connection refused", "connection refused", "dns error"]) {
         (
             format!("cannot connect to {endpoint}"),
             format!(
                 "check the endpoint (from {endpoint_source}) and that the store is running"
             ),
         )
+    } else if has(&["timed out", "TimedOut", "deadline has elapsed"]) {
+        (
+            format!("the request to {endpoint} timed out"),
+            format!(
+                "check that the store answers; a request may take {:?} (timeout, from {}) \
+                 and is retried {} times",
+                settings.timeout,
+                settings.source("timeout"),
+                settings.retries
+            ),
+        )
+    } else if has(&[
+        "error sending request",
+        "error trying to connect",
+        "connection closed",
+    ]) {
+        (
+            format!("cannot reach {endpoint}"),
+            format!(
+                "check the endpoint (from {endpoint_source}) and that the store is running"
+            ),
+        )
     } else {
-        return (text, None);
+        return (shown, None);
     };
     (format!("{cause} ({})", short_detail(&text)), Some(hint))
 }
 
-/// Returns the first part of a store error that says what the store answered,
-/// without the request URL.
+/// Finds the object store error in an error's chain of sources, also inside
+/// the I/O errors that DataFusion's writers wrap store errors in.
+pub fn find_store_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a object_store::Error> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<object_store::Error>() {
+            return Some(found);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(found) = inner.downcast_ref::<object_store::Error>()
+        {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// Returns what the store or the connection said, without the request URL:
+/// the S3 error code and message, or the innermost transport error.
 fn short_detail(text: &str) -> String {
-    let detail = text.find(" - ").map(|at| &text[at + 3..]).unwrap_or(text);
-    let detail: String = detail.chars().take(200).collect();
-    detail.trim().to_string()
+    if let Some(code) = xml_element(text, "Code") {
+        return match xml_element(text, "Message") {
+            Some(message) => format!("the store answered {code}: {message}"),
+            None => format!("the store answered {code}"),
+        };
+    }
+    let innermost = text.rsplit(": ").next().unwrap_or(text);
+    innermost
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Returns the text of the first `<name>` element in an S3 error body.
+fn xml_element(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find("</")? + start;
+    let entities = [
+        ("&apos;", "'"),
+        ("&quot;", "\""),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&amp;", "&"),
+    ];
+    let mut value = text[start..end].to_string();
+    for (entity, character) in entities {
+        value = value.replace(entity, character);
+    }
+    Some(value)
 }

@@ -15,6 +15,8 @@ use datafusion::datasource::listing::{
 use std::sync::Arc;
 use tempfile::TempDir;
 
+pub mod garage;
+
 /// Returns the repository root, where `data/`, `jobs/` and `sql/` live.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

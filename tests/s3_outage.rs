@@ -1,0 +1,210 @@
+//! The S3 server stops, or cra is killed, while cra publishes. This binary is
+//! apart from the other storage tests because it kills and restarts the shared
+//! test server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use common::garage::Garage;
+
+/// Held by each test, because one of them stops the server the others use.
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn server_stopped_mid_publish_leaves_destination_unchanged() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    // 500 partitions make 500 files, so publishing takes long enough to stop
+    // the server after the first files are staged.
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: outage
+params:
+  buckets:
+    type: int
+    default: 500
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: spread
+    query: SELECT *, customer_id % $buckets AS part FROM transactions
+outputs:
+  - table: spread
+    path: s3://{bucket}/outage/out
+    partition_by: [part]
+{}    retries: 1
+    retry_timeout: 3s
+    timeout: 3s
+    connect_timeout: 1s
+",
+            garage.storage_yaml()
+        ),
+    );
+    workspace
+        .cra(&["run", "job.yaml", "--param", "buckets=3"])
+        .assert_code(0);
+    let before = garage.snapshot(bucket, "outage/out");
+    assert_eq!(
+        before
+            .keys()
+            .filter(|key| key.ends_with(".parquet"))
+            .count(),
+        3
+    );
+
+    let mut child = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let staged = loop {
+        let staged: Vec<String> = garage
+            .keys("outage")
+            .into_iter()
+            .filter(|key| key.starts_with(".cra-staging.") && key.ends_with(".parquet"))
+            .collect();
+        if !staged.is_empty() {
+            break staged;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before any file was staged"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no file was staged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    garage.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("the run after the server stopped:\n{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{} staged, then:\n{stderr}",
+        staged.len()
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    garage.restart();
+    assert_eq!(
+        garage.snapshot(bucket, "outage/out"),
+        before,
+        "the destination changed"
+    );
+
+    let rerun = workspace.cra(&["run", "job.yaml"]);
+    rerun.assert_code(0);
+    let after = garage.keys("outage");
+    let left: Vec<&String> = after
+        .iter()
+        .filter(|key| key.starts_with(".cra-"))
+        .collect();
+    assert!(left.is_empty(), "staging left after the rerun: {left:?}");
+    let files = after.iter().filter(|key| key.ends_with(".parquet")).count();
+    assert_eq!(files, 500);
+    for key in before.keys() {
+        if key.ends_with(".parquet") {
+            assert!(
+                !after.contains(&format!("out/{key}")),
+                "{key} of the first run remains"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_killed_mid_commit_is_rolled_back_by_the_next_run() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    // The check fails only with more than 550 partitions, so the second run
+    // below recovers the destination and then publishes nothing.
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: killed
+params:
+  buckets:
+    type: int
+    default: 500
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: spread
+    query: SELECT *, customer_id % $buckets AS part FROM transactions
+outputs:
+  - table: spread
+    path: s3://{bucket}/killed/out
+    partition_by: [part]
+    checks:
+      - query: SELECT * FROM spread WHERE part >= 550
+{}",
+            garage.storage_yaml()
+        ),
+    );
+    workspace
+        .cra(&["run", "job.yaml", "--param", "buckets=3"])
+        .assert_code(0);
+    let before = garage.snapshot(bucket, "killed/out");
+
+    let mut child = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // `_SUCCESS` leaves the destination first when the commit begins.
+    while garage.exists("killed/out/_SUCCESS") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its commit was seen"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the commit never began"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let interrupted = garage.snapshot(bucket, "killed/out");
+    assert_ne!(
+        interrupted, before,
+        "the run was killed before it changed the destination"
+    );
+    assert!(!interrupted.contains_key("_SUCCESS"));
+
+    // The next run rolls the interrupted commit back before it fails its check.
+    let failing = workspace.cra(&["run", "job.yaml", "--param", "buckets=600"]);
+    failing.assert_code(3);
+    assert_eq!(
+        garage.snapshot(bucket, "killed/out"),
+        before,
+        "the destination was not restored"
+    );
+    let left: Vec<String> = garage
+        .keys("killed")
+        .into_iter()
+        .filter(|key| key.starts_with(".cra-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    let after = garage.snapshot(bucket, "killed/out");
+    assert_eq!(
+        after.keys().filter(|key| key.ends_with(".parquet")).count(),
+        500
+    );
+}
