@@ -506,7 +506,10 @@ async fn run_job(
     for manifest in &mut manifests {
         manifest.finished_at = finished_at.clone();
     }
-    publisher.commit(&manifests).await?;
+    if let Err(error) = publisher.commit(&manifests).await {
+        publisher.abort().await;
+        return Err(error);
+    }
     for output in &mut summary.outputs {
         output.published = true;
     }

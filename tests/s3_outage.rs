@@ -208,3 +208,67 @@ outputs:
         500
     );
 }
+
+#[test]
+fn second_run_on_a_locked_s3_output_is_refused() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: locked
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: spread
+    query: SELECT *, customer_id % 500 AS part FROM transactions
+outputs:
+  - table: spread
+    path: s3://{bucket}/locked/out
+    partition_by: [part]
+{}",
+            garage.storage_yaml()
+        ),
+    );
+    let mut first = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !garage
+        .keys("locked")
+        .iter()
+        .any(|key| key.starts_with(".cra-staging.") && key.ends_with(".parquet"))
+    {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended before it staged a file"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no file was staged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = workspace.cra(&["run", "job.yaml"]);
+    second
+        .assert_code(1)
+        .assert_stderr_contains("is being written by another cra run")
+        .assert_stderr_contains("wait for that run to end");
+    let output = first.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let keys = garage.keys("locked");
+    assert!(keys.iter().all(|key| !key.starts_with(".cra-")), "{keys:?}");
+    assert_eq!(
+        keys.iter().filter(|key| key.ends_with(".parquet")).count(),
+        500
+    );
+}

@@ -47,6 +47,7 @@ pub struct Publisher {
     run_dir: Location,
     destinations: Vec<Destination>,
     locks: Vec<File>,
+    s3_locks: Vec<s3::S3Lock>,
     committed: bool,
     cleaned: bool,
 }
@@ -127,6 +128,7 @@ impl Publisher {
     ) -> Result<Self, Error> {
         let mut destinations = Vec::new();
         let mut locks = Vec::new();
+        let mut s3_locks = Vec::new();
         for output in &job.outputs {
             match &output.location {
                 Location::Local { path, display } => {
@@ -136,6 +138,18 @@ impl Publisher {
                 }
                 location @ Location::S3 { .. } => {
                     let destination = S3Destination::new(stores, location, run_id)?;
+                    let lock =
+                        s3::S3Lock::acquire(stores, location, run_id, &job.name).await;
+                    let lock = match lock {
+                        Ok(lock) => lock,
+                        Err(error) => {
+                            for mut held in s3_locks {
+                                s3::S3Lock::release(&mut held).await;
+                            }
+                            return Err(error);
+                        }
+                    };
+                    s3_locks.extend(lock);
                     destinations.push(Destination::S3(Box::new(destination)));
                 }
             }
@@ -148,12 +162,43 @@ impl Publisher {
         })?;
         let run_prefix = format!(".cra-run.{}.", job.name);
         let run_dir = run_parent.join(&format!("{run_prefix}{run_id}"));
+        let mut publisher = Self {
+            job_name: job.name.clone(),
+            run_id: run_id.to_string(),
+            stores: stores.clone(),
+            run_dir,
+            destinations,
+            locks,
+            s3_locks,
+            committed: false,
+            cleaned: false,
+        };
+        match publisher.recover_and_clear(job, &run_parent, force).await {
+            Ok(()) => Ok(publisher),
+            Err(error) => {
+                publisher.release_locks().await;
+                publisher.cleaned = true;
+                Err(error)
+            }
+        }
+    }
 
+    /// Recovers what interrupted runs left beside every output, checks that each
+    /// destination may be replaced, and clears this run's staging.
+    async fn recover_and_clear(
+        &self,
+        job: &JobPlan,
+        run_parent: &Location,
+        force: bool,
+    ) -> Result<(), Error> {
+        let stores = &self.stores;
+        let destinations = &self.destinations;
+        let run_prefix = format!(".cra-run.{}.", job.name);
         // Which interrupted runs reached their commit point decides, for each
         // destination, between rolling back and finishing.
         let mut leftovers = Vec::new();
         let mut interrupted = HashSet::new();
-        for destination in &destinations {
+        for destination in destinations {
             let found = match destination {
                 Destination::Local(local) => local
                     .interrupted_runs()
@@ -188,32 +233,23 @@ impl Publisher {
         }
         remove_run_dirs(stores, &job.outputs, &run_prefix).await?;
 
-        for destination in &destinations {
+        for destination in destinations {
             match destination {
                 Destination::Local(local) => local.check_replaceable(&job.file, force)?,
                 Destination::S3(s3) => s3.check_replaceable(&job.file, force).await?,
             }
         }
-        for destination in &destinations {
+        for destination in destinations {
             match destination {
                 Destination::Local(local) => local::create_empty_dir(&local.staging)?,
                 Destination::S3(s3) => s3.clear_staging().await?,
             }
         }
-        match run_dir.local_path() {
+        match self.run_dir.local_path() {
             Some(path) => local::create_empty_dir(path)?,
-            None => s3::remove_prefix(stores, &run_dir).await?,
+            None => s3::remove_prefix(stores, &self.run_dir).await?,
         }
-        Ok(Self {
-            job_name: job.name.clone(),
-            run_id: run_id.to_string(),
-            stores: stores.clone(),
-            run_dir,
-            destinations,
-            locks,
-            committed: false,
-            cleaned: false,
-        })
+        Ok(())
     }
 
     /// Returns the run's own folder, for `materialize: true` stages.
@@ -262,6 +298,9 @@ impl Publisher {
             }
         }
 
+        for lock in &self.s3_locks {
+            lock.check_held().await?;
+        }
         for index in 0..self.destinations.len() {
             let result = match &mut self.destinations[index] {
                 Destination::Local(local) => local.swap_in().map_err(|error| {
@@ -313,9 +352,11 @@ impl Publisher {
             );
             let last = unfinished.pop().map(|error| error.with_hint(hint));
             unfinished.extend(last);
+            self.release_locks().await;
             return Err(Error::many(unfinished));
         }
         self.remove_run_dir().await;
+        self.release_locks().await;
         self.cleaned = true;
         tracing::debug!(job = %self.job_name, run_id = %self.run_id, "outputs committed");
         Ok(())
@@ -364,7 +405,15 @@ impl Publisher {
             }
         }
         self.remove_run_dir().await;
+        self.release_locks().await;
         self.cleaned = true;
+    }
+
+    async fn release_locks(&mut self) {
+        for lock in &mut self.s3_locks {
+            lock.release().await;
+        }
+        self.s3_locks.clear();
     }
 
     async fn remove_run_dir(&self) {

@@ -537,3 +537,241 @@ pub(super) async fn prefixes_named(
         .map(str::to_string)
         .collect())
 }
+
+/// How long a lock on an S3 output counts as held without a heartbeat.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a run writes into its lock object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockRecord {
+    run_id: String,
+    job: String,
+    host: String,
+    pid: u32,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A lock on an S3 output that keeps concurrent runs apart.
+///
+/// Many S3-compatible stores (Garage among them) ignore conditional writes, so
+/// the lock does not rely on them. Each run writes its own lock object,
+/// `p/.cra-lock.<name>.<run>`, once, then lists the lock objects beside it: the
+/// one the store wrote first (by its own clock, then by run id) holds the output,
+/// and every later run deletes its object and stops. A holder writes
+/// `p/.cra-heartbeat.<name>.<run>` every 20 seconds; a lock whose last heartbeat
+/// is older than a minute, or whose process on this host is gone, belongs to an
+/// ended run and is removed.
+pub(super) struct S3Lock {
+    stores: Stores,
+    lock: Location,
+    heartbeat: Location,
+    renewing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl S3Lock {
+    /// Takes the lock beside `target`, or fails with exit 1 naming the run that
+    /// holds it.
+    pub(super) async fn acquire(
+        stores: &Stores,
+        target: &Location,
+        run_id: &str,
+        job: &str,
+    ) -> Result<Option<Self>, Error> {
+        let Some((parent, name)) = target.parent() else {
+            return Ok(None);
+        };
+        let lock_name = |id: &str| format!(".cra-lock.{name}.{id}");
+        let beat_name = |id: &str| format!(".cra-heartbeat.{name}.{id}");
+        let record = LockRecord {
+            run_id: run_id.to_string(),
+            job: job.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+        };
+        let lock = parent.join(&lock_name(run_id));
+        let (store, _) = stores.resolve(&lock)?;
+        put_bytes(
+            stores,
+            &lock,
+            serde_json::to_vec(&record).unwrap_or_default(),
+        )
+        .await?;
+        let held = Self {
+            stores: stores.clone(),
+            lock: lock.clone(),
+            heartbeat: parent.join(&beat_name(run_id)),
+            renewing: None,
+        };
+
+        let (_, parent_path) = stores.resolve(&parent)?;
+        let root = (parent_path.as_ref() != "").then_some(&parent_path);
+        let listing = store
+            .list_with_delimiter(root)
+            .await
+            .map_err(|error| stores.error(&parent, "cannot list", &error))?;
+        let written = |entry: &str| {
+            listing
+                .objects
+                .iter()
+                .find(|meta| meta.location.filename() == Some(entry))
+                .map(|meta| meta.last_modified)
+        };
+        let Some(mine) = written(&lock_name(run_id)) else {
+            return Err(Error::run(format!(
+                "the lock '{}' was written but is not listed; the store does not list \
+                 what it has just written",
+                lock.display()
+            )));
+        };
+        for meta in &listing.objects {
+            let Some(id) = meta
+                .location
+                .filename()
+                .and_then(|entry| super::leftover_run_id(entry, ".cra-lock.", &name))
+            else {
+                continue;
+            };
+            if id == run_id {
+                continue;
+            }
+            let other = parent.join(&lock_name(&id));
+            let holder: Option<LockRecord> = match store.get(&meta.location).await {
+                Ok(result) => result
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok()),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(error) => return Err(stores.error(&other, "cannot read", &error)),
+            };
+            let beat = written(&beat_name(&id)).unwrap_or(meta.last_modified);
+            let silent = (mine - beat).to_std().unwrap_or_default() > LEASE;
+            let gone = holder.as_ref().is_some_and(|holder| {
+                holder.host == host_name()
+                    && std::path::Path::new("/proc/self").exists()
+                    && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists()
+            });
+            if silent || gone {
+                tracing::warn!(lock = %other.display(), "removing the lock of an ended run");
+                remove_objects(stores, &parent, &[lock_name(&id), beat_name(&id)])
+                    .await?;
+                continue;
+            }
+            if (meta.last_modified, id.as_str()) < (mine, run_id) {
+                let mut held = held;
+                held.release().await;
+                let holder = holder
+                    .map(|h| {
+                        format!(
+                            "run '{}' of job '{}' on host '{}' (process {})",
+                            h.run_id, h.job, h.host, h.pid
+                        )
+                    })
+                    .unwrap_or_else(|| format!("run '{id}'"));
+                return Err(Error::run(format!(
+                    "output '{}' is being written by another cra run: {holder}",
+                    target.display()
+                ))
+                .with_hint(format!(
+                    "wait for that run to end; if it was stopped, its lock '{}' lapses a \
+                     minute after its last heartbeat",
+                    other.display()
+                )));
+            }
+        }
+
+        let mut held = held;
+        held.renewing = Some(tokio::spawn(beat(stores.clone(), held.heartbeat.clone())));
+        Ok(Some(held))
+    }
+
+    /// Fails when the lock object is gone, which happens when another run found
+    /// this one's heartbeat too old.
+    pub(super) async fn check_held(&self) -> Result<(), Error> {
+        if exists(&self.stores, &self.lock).await? {
+            return Ok(());
+        }
+        Err(Error::run(format!(
+            "the lock '{}' was removed by another run, which may be writing the output; \
+             nothing was published",
+            self.lock.display()
+        ))
+        .with_hint(
+            "check that the store answered this run's heartbeats, then run the job again",
+        ))
+    }
+
+    /// Stops the heartbeat and deletes the lock.
+    pub(super) async fn release(&mut self) {
+        if let Some(task) = self.renewing.take() {
+            task.abort();
+            // Wait until the heartbeat has stopped, so it cannot write after the
+            // deletes below.
+            let _ = task.await;
+        }
+        for location in [&self.heartbeat, &self.lock] {
+            if let Ok((store, path)) = self.stores.resolve(location)
+                && let Err(error) = store.delete(&path).await
+                && !matches!(error, object_store::Error::NotFound { .. })
+            {
+                tracing::warn!(lock = %location.display(), %error, "cannot remove the lock; it lapses by itself");
+            }
+        }
+    }
+}
+
+impl Drop for S3Lock {
+    fn drop(&mut self) {
+        if let Some(task) = self.renewing.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Writes the heartbeat of a lock every third of the lease.
+///
+/// The lock object's own write time counts as the first beat.
+async fn beat(stores: Stores, heartbeat: Location) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        if let Err(error) = put_bytes(&stores, &heartbeat, Vec::new()).await {
+            // A store away for a moment: the next beat comes well before the
+            // lease ends.
+            tracing::warn!(%error, "cannot write the lock's heartbeat");
+        }
+    }
+}
+
+async fn put_bytes(
+    stores: &Stores,
+    location: &Location,
+    bytes: Vec<u8>,
+) -> Result<(), Error> {
+    let (store, path) = stores.resolve(location)?;
+    store
+        .put(&path, PutPayload::from(bytes))
+        .await
+        .map(|_| ())
+        .map_err(|error| stores.error(location, "cannot write", &error))
+}
+
+async fn remove_objects(
+    stores: &Stores,
+    parent: &Location,
+    names: &[String],
+) -> Result<(), Error> {
+    for name in names {
+        let location = parent.join(name);
+        let (store, path) = stores.resolve(&location)?;
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(stores.error(&location, "cannot delete", &error)),
+        }
+    }
+    Ok(())
+}
