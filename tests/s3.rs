@@ -47,7 +47,7 @@ fn rows(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn main_job_on_s3_matches_local_run() {
+fn main_job_on_s3_matches_local() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
     workspace
@@ -87,7 +87,7 @@ fn main_job_on_s3_matches_local_run() {
 }
 
 #[test]
-fn rerun_on_s3_replaces_every_file() {
+fn s3_rerun_replaces_every_file() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
     let job = main_job_on_s3(&workspace, &garage, "rerun");
@@ -124,7 +124,7 @@ fn rerun_on_s3_replaces_every_file() {
 }
 
 #[test]
-fn failing_check_leaves_s3_destination_unchanged() {
+fn failed_check_keeps_s3_destination() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
     let job = main_job_on_s3(&workspace, &garage, "check");
@@ -141,7 +141,7 @@ fn failing_check_leaves_s3_destination_unchanged() {
 }
 
 #[test]
-fn mixed_local_and_s3_with_per_bucket_keys() {
+fn mixed_paths_with_bucket_keys() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_transactions();
     let (bucket, second) = (&garage.bucket, &garage.second_bucket);
@@ -245,14 +245,14 @@ storage:
 }
 
 #[test]
-fn storage_errors_name_their_cause() {
+fn storage_errors_name_cause() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_transactions();
     garage.upload(
         &workspace.path("data/transactions.parquet"),
         "probe/input/transactions.parquet",
     );
-    // A port that accepts connections and never answers.
+    // A port that accepts connections and never responds.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     // The thread holds every connection open until the test process ends.
@@ -327,7 +327,7 @@ fn storage_errors_name_their_cause() {
             ),
             &garage.bucket,
             1,
-            "does not know the access key id",
+            "access key id is not known to the store",
             "check the access key id",
         ),
         (
@@ -351,7 +351,7 @@ fn storage_errors_name_their_cause() {
             "grant the key",
         ),
         (
-            "store that never answers",
+            "store that never responds",
             format!(
                 "    endpoint: http://127.0.0.1:{silent_port}\n    region: garage\n{main_key}{quick}"
             ),
@@ -405,7 +405,7 @@ fn storage_errors_name_their_cause() {
 }
 
 #[test]
-fn credentials_never_appear() {
+fn credentials_never_shown() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
     let job = main_job_on_s3(&workspace, &garage, "secrets");

@@ -13,7 +13,7 @@ use common::garage::Garage;
 static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
-fn server_stopped_mid_publish_leaves_destination_unchanged() {
+fn server_stop_keeps_destination() {
     let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let garage = Garage::from_env();
     let workspace = Workspace::with_transactions();
@@ -123,7 +123,7 @@ outputs:
 }
 
 #[test]
-fn run_killed_mid_commit_is_rolled_back_by_the_next_run() {
+fn killed_commit_rolled_back_by_rerun() {
     let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let garage = Garage::from_env();
     let workspace = Workspace::with_transactions();
@@ -210,7 +210,7 @@ outputs:
 }
 
 #[test]
-fn second_run_on_a_locked_s3_output_is_refused() {
+fn second_run_on_locked_output_fails() {
     let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let garage = Garage::from_env();
     let workspace = Workspace::with_transactions();

@@ -702,7 +702,7 @@ impl S3Lock {
             self.lock.display()
         ))
         .with_hint(
-            "check that the store answered this run's heartbeats, then run the job again",
+            "check that the store accepted the heartbeats of this run, then run the job again",
         ))
     }
 

@@ -176,7 +176,7 @@ impl Stores {
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {
                     // The answer to HEAD has no body, so it lacks the store's error
-                    // code; a listing of the same key fails alike and says why.
+                    // code. A listing of the same key fails the same way and includes it.
                     let listed = store.list_with_delimiter(Some(&path)).await;
                     let error = listed.err().unwrap_or(error);
                     return Err(self.error(location, "cannot read", &error));
@@ -405,7 +405,7 @@ pub fn describe_store_error(
     } else if code == "InvalidAccessKeyId" || has(&["No such key", "Unknown access key"])
     {
         (
-            "the store does not know the access key id".to_string(),
+            "the access key id is not known to the store".to_string(),
             format!(
                 "check the access key id (from {}) against the store's keys",
                 settings.source("access_key_id")
@@ -457,7 +457,7 @@ pub fn describe_store_error(
         (
             format!("the request to {endpoint} timed out"),
             format!(
-                "check that the store answers; a request may take {:?} (timeout, from {}) \
+                "check that the store responds; a request may take {:?} (timeout, from {}) \
                  and is retried {} times",
                 settings.timeout,
                 settings.source("timeout"),
@@ -507,8 +507,8 @@ pub fn find_store_error<'a>(
 fn short_detail(text: &str) -> String {
     if let Some(code) = xml_element(text, "Code") {
         return match xml_element(text, "Message") {
-            Some(message) => format!("the store answered {code}: {message}"),
-            None => format!("the store answered {code}"),
+            Some(message) => format!("store error {code}: {message}"),
+            None => format!("store error {code}"),
         };
     }
     let innermost = text.rsplit(": ").next().unwrap_or(text);
