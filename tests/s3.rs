@@ -477,3 +477,61 @@ fn credentials_never_shown() {
         );
     }
 }
+
+#[test]
+fn aws_variables_alone_configure_s3() {
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    garage.upload(
+        &workspace.path("data/transactions.parquet"),
+        "env/input/transactions.parquet",
+    );
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: env
+inputs:
+  t:
+    path: s3://{bucket}/env/input/transactions.parquet
+outputs:
+  - table: t
+    path: s3://{bucket}/env/out
+"
+        ),
+    );
+    let secret = var("CRA_TEST_S3_SECRET_ACCESS_KEY");
+    let key_id = var("CRA_TEST_S3_ACCESS_KEY_ID");
+    let run = |args: &[&str], region: &str| {
+        let mut command = common::cra_command(workspace.root(), args);
+        command
+            .env("AWS_ENDPOINT_URL", &garage.endpoint)
+            .env("AWS_REGION", region)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", &key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("RUST_LOG", "trace");
+        command.output().unwrap()
+    };
+    let output = run(&["-vv", "run", "job.yaml"], &garage.region);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains(&secret),
+        "the secret appears in:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(&key_id),
+        "the access key id appears in:\n{stderr}"
+    );
+    assert!(garage.exists("env/out/_SUCCESS"));
+
+    // A wrong region from the environment is named with its variable.
+    let output = run(&["validate", "--check-storage", "job.yaml"], "eu-west-3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rejected the region 'eu-west-3' (from AWS_REGION)"),
+        "{stderr}"
+    );
+}

@@ -114,36 +114,6 @@ impl Resolver<'_> {
             };
         }
 
-        if let Some(found) = find!(endpoint, ENV_ENDPOINT, false) {
-            let allow_http =
-                self.find_flag(layers, "allow_http", |s| s.allow_http.as_ref());
-            if let Err((message, hint)) =
-                check_endpoint(&found.value, allow_http.unwrap_or(false))
-            {
-                self.setting_problem(&found, &prefix, "endpoint", message, hint);
-            }
-            settings.sources.insert("endpoint", found.source.clone());
-            settings.endpoint = Some(found.value);
-        }
-        if let Some(found) = find!(region, ENV_REGION, false) {
-            if found.value.trim().is_empty() {
-                self.setting_problem(&found, &prefix, "region", "is empty".into(), None);
-            }
-            settings.sources.insert("region", found.source.clone());
-            settings.region = found.value;
-        }
-        let key_id = find!(access_key_id, ["AWS_ACCESS_KEY_ID"], true);
-        let secret = find!(secret_access_key, ["AWS_SECRET_ACCESS_KEY"], true);
-        let token = find!(session_token, ["AWS_SESSION_TOKEN"], true);
-        for (key, found) in [
-            ("access_key_id", &key_id),
-            ("secret_access_key", &secret),
-            ("session_token", &token),
-        ] {
-            if let Some(found) = found {
-                settings.sources.insert(key, found.source.clone());
-            }
-        }
         let flags: [(&'static str, &str, Getter); 3] = [
             (
                 "virtual_hosted_style",
@@ -170,6 +140,34 @@ impl Resolver<'_> {
             }
         }
 
+        if let Some(found) = find!(endpoint, ENV_ENDPOINT, false) {
+            if let Err((message, hint)) =
+                check_endpoint(&found.value, settings.allow_http)
+            {
+                self.setting_problem(&found, &prefix, "endpoint", message, hint);
+            }
+            settings.sources.insert("endpoint", found.source.clone());
+            settings.endpoint = Some(found.value);
+        }
+        if let Some(found) = find!(region, ENV_REGION, false) {
+            if found.value.trim().is_empty() {
+                self.setting_problem(&found, &prefix, "region", "is empty".into(), None);
+            }
+            settings.sources.insert("region", found.source.clone());
+            settings.region = found.value;
+        }
+        let key_id = find!(access_key_id, ["AWS_ACCESS_KEY_ID"], true);
+        let secret = find!(secret_access_key, ["AWS_SECRET_ACCESS_KEY"], true);
+        let token = find!(session_token, ["AWS_SESSION_TOKEN"], true);
+        for (key, found) in [
+            ("access_key_id", &key_id),
+            ("secret_access_key", &secret),
+            ("session_token", &token),
+        ] {
+            if let Some(found) = found {
+                settings.sources.insert(key, found.source.clone());
+            }
+        }
         match (&key_id, &secret) {
             (Some(_), Some(_)) => {}
             (None, None) if settings.skip_signature => {}

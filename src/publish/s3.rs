@@ -6,7 +6,7 @@
 //!
 //! - staging is `p/.cra-staging.name.<run>/`, written by the engine, with the new
 //!   `_manifest.json` added once the checks passed;
-//! - `p/.cra-previous.name.<run>/` holds the journal (`_journal.json`: the
+//! - `p/.cra-previous.name.<run>/` contains the journal (`_journal.json`: the
 //!   objects the destination held, the new data files, which markers existed)
 //!   and copies of the old `_manifest.json` and `_SUCCESS`.
 //!
@@ -132,7 +132,7 @@ impl S3Destination {
             interrupted.journal = journal;
             if interrupted.journal.is_none() {
                 // The journal is written first and removed last, so without it
-                // the prefix holds nothing the destination needs.
+                // the prefix contains nothing the destination needs.
                 interrupted.remove_prefix(&interrupted.previous).await?;
             } else if committed(run_id) {
                 tracing::info!(output = %self.display, run_id, "finishing the commit of an interrupted run");
@@ -177,7 +177,7 @@ impl S3Destination {
         })
     }
 
-    /// Refuses a destination whose objects are not a cra output, unless `force`.
+    /// Rejects a destination whose objects are not a cra output, unless `force`.
     pub(super) async fn check_replaceable(
         &self,
         job_file: &str,
@@ -560,9 +560,9 @@ fn host_name() -> String {
 ///
 /// Many S3-compatible stores (Garage among them) ignore conditional writes, so
 /// the lock does not rely on them. Each run writes its own lock object,
-/// `p/.cra-lock.<name>.<run>`, once, then lists the lock objects beside it: the
-/// one the store wrote first (by its own clock, then by run id) holds the output,
-/// and every later run deletes its object and stops. A holder writes
+/// `p/.cra-lock.<name>.<run>`, once, then lists the lock objects beside it. The
+/// one the store wrote first, by its own clock and then by run id, owns the
+/// output, and every later run deletes its own object and stops. The owner writes
 /// `p/.cra-heartbeat.<name>.<run>` every 20 seconds; a lock whose last heartbeat
 /// is older than a minute, or whose process on this host is gone, belongs to an
 /// ended run and is removed.

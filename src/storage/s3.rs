@@ -69,7 +69,7 @@ impl Stores {
         self.buckets.get(bucket).map(|(_, settings)| settings)
     }
 
-    /// Returns the client that holds `location`.
+    /// Returns the client of the store that contains `location`.
     pub fn store_for(&self, location: &Location) -> Result<Arc<dyn ObjectStore>, Error> {
         match location {
             Location::Local { .. } => Ok(Arc::clone(&self.local)),
@@ -77,7 +77,8 @@ impl Stores {
         }
     }
 
-    /// Returns the client that holds `location` and the location's path in it.
+    /// Returns the client of the store that contains `location`, and the path of
+    /// `location` in it.
     pub fn resolve(
         &self,
         location: &Location,
@@ -99,7 +100,7 @@ impl Stores {
     }
 
     /// Turns a store error about `location` into a run error (exit 1) whose
-    /// message names the cause and whose hint says what to check.
+    /// message names the cause and whose hint names what to check.
     pub fn error(
         &self,
         location: &Location,
@@ -175,7 +176,7 @@ impl Stores {
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {
-                    // The answer to HEAD has no body, so it lacks the store's error
+                    // A response to HEAD has no body, so it lacks the store's error
                     // code. A listing of the same key fails the same way and includes it.
                     let listed = store.list_with_delimiter(Some(&path)).await;
                     let error = listed.err().unwrap_or(error);
@@ -366,9 +367,10 @@ fn build_client(
 /// Returns the cause of a store error as a sentence, with a hint when the cause
 /// is one a user can fix.
 ///
-/// Object stores answer with an HTTP status and an XML code; transport failures
-/// come from the HTTP client. Both are read from the error's text, which never
-/// holds a credential (requests are signed, and the URL carries no secret).
+/// Object stores respond with an HTTP status and an XML code, and transport
+/// failures come from the HTTP client. Both are read from the error's text. The
+/// text contains no secret, because requests are signed and URLs carry none, and
+/// registered values are masked in it as everywhere.
 pub fn describe_store_error(
     location: &Location,
     settings: Option<&S3Settings>,
