@@ -272,3 +272,74 @@ outputs:
         500
     );
 }
+
+#[test]
+fn interrupted_run_cleaned_by_rerun() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: stopped
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: spread
+    query: SELECT *, customer_id % 500 AS part FROM transactions
+outputs:
+  - table: spread
+    path: s3://{bucket}/stopped/out
+    partition_by: [part]
+{}",
+            garage.storage_yaml()
+        ),
+    );
+    let mut child = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !garage
+        .keys("stopped")
+        .iter()
+        .any(|key| key.starts_with(".cra-staging.") && key.ends_with(".parquet"))
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it staged a file"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no file was staged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(!garage.exists("stopped/out/_SUCCESS"));
+    assert!(
+        garage.keys("stopped/out").is_empty(),
+        "the destination was written"
+    );
+
+    // The rerun takes over the lock at once and removes the staging.
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    let keys = garage.keys("stopped");
+    let left: Vec<&String> = keys.iter().filter(|key| key.starts_with(".cra-")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        keys.iter().filter(|key| key.ends_with(".parquet")).count(),
+        500
+    );
+}
