@@ -60,6 +60,32 @@ enum Command {
     Explain(ExplainArgs),
     /// Lists the SQL functions cra adds, with signatures and docs.
     Functions,
+    /// Writes synthetic transactions, drawn from the BG/NBD purchase process with
+    /// Gamma-Gamma spend at the CDNOW fits, in the columns of the CDNOW data.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Number of customers.
+    #[arg(long)]
+    customers: u64,
+
+    /// Folder to write the Parquet files and _generator.json into.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+
+    /// Seed of the random streams; the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Number of Parquet files.
+    #[arg(long, default_value_t = 1)]
+    files: usize,
+
+    /// Replaces a folder that holds files but no earlier generate output.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => on_large_stack(move || block_on(run(args, progress))),
         Command::Validate(args) => on_large_stack(move || block_on(validate(args))),
         Command::Explain(args) => on_large_stack(move || block_on(explain(args))),
+        Command::Generate(args) => generate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -339,6 +366,27 @@ async fn validate(args: ValidateArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn generate(args: GenerateArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let metadata = crate::generate::generate(
+        &args.out,
+        args.customers,
+        args.files,
+        args.seed,
+        args.force,
+    )?;
+    out!(
+        "generated {} customers, {} orders in {} files in '{}' ({:.2} s, seed {})",
+        metadata.customers,
+        metadata.rows,
+        metadata.files,
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        metadata.seed
+    );
+    Ok(())
+}
+
 /// Probes every bucket the job names: listing where inputs are, listing and
 /// writing where outputs go. Prints one line per bucket and fails with every
 /// problem found.
@@ -442,12 +490,29 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
         crate::summary::check_target(path, &args.job, None)?;
     }
     let result = match check_run_id(&run_id) {
-        Ok(_) => tokio::select! {
-            result = run_job(&args, &run_id, &mut summary, &mut summary_path, &progress) => result,
-            signal = interrupted() => Err(Error::run(format!(
-                "run interrupted by {signal}; nothing was published"
-            ))),
-        },
+        Ok(_) => {
+            let job = run_job(&args, &run_id, &mut summary, &mut summary_path, &progress);
+            tokio::pin!(job);
+            let mut signalled = None;
+            loop {
+                tokio::select! {
+                    result = &mut job => break result,
+                    signal = interrupted(), if signalled.is_none() => {
+                        // A commit that stopped halfway would leave the
+                        // destinations for the next run to repair, so it runs
+                        // to its end first.
+                        if crate::publish::committing() {
+                            tracing::warn!(signal, "interrupted during the commit; finishing the commit first");
+                            signalled = Some(signal);
+                            continue;
+                        }
+                        break Err(Error::run(format!(
+                            "run interrupted by {signal}; nothing was published"
+                        )));
+                    }
+                }
+            }
+        }
         Err(error) => Err(error),
     };
     summary.finish(result.as_ref().map(|_| ()));

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod generate;
 pub mod job;
 pub mod logging;
 pub mod progress;

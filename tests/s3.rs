@@ -361,6 +361,17 @@ fn storage_errors_name_cause() {
             "a request may take 1s (timeout, from probe.yaml:",
         ),
         (
+            "endpoint with a user and password",
+            format!(
+                "    endpoint: http://user:hunter2secret@127.0.0.1:{closed_port}\n    region: \
+                 garage\n{main_key}{quick}"
+            ),
+            &garage.bucket,
+            2,
+            "an endpoint has no query, fragment or user",
+            "the scheme, the host and the port only",
+        ),
+        (
             "plain HTTP not allowed",
             format!("    endpoint: {endpoint}\n    region: garage\n{main_key}"),
             &garage.bucket,
@@ -534,4 +545,121 @@ outputs:
         stderr.contains("rejected the region 'eu-west-3' (from AWS_REGION)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn odd_keys_and_partition_values_publish() {
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    let job = |output: &str| {
+        format!(
+            "name: odd
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: labelled
+    query: |
+      SELECT customer_id, count(*) AS orders,
+             CASE customer_id % 5 WHEN 0 THEN 'ünï' WHEN 1 THEN 'a/b' WHEN 2 THEN '50%'
+                  WHEN 3 THEN 'sp ace' ELSE 'x=y' END AS label
+      FROM transactions GROUP BY customer_id
+outputs:
+  - table: labelled
+    path: {output}
+    partition_by: [label]
+{}",
+            garage.storage_yaml()
+        )
+    };
+    workspace.write("local.yaml", job("out/labelled"));
+    workspace.cra(&["run", "local.yaml"]).assert_code(0);
+    let local = query_parquet(
+        &workspace.path("out/labelled"),
+        "SELECT * FROM t ORDER BY customer_id",
+    );
+    assert_eq!(local.len(), 23570);
+
+    workspace.write(
+        "s3.yaml",
+        job(&format!("s3://{bucket}/odd/ünï sp/labelled")),
+    );
+    let run = workspace.cra(&["run", "s3.yaml"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("23570 rows  5 files"),
+        "{}",
+        run.stdout()
+    );
+    let downloaded = workspace.path("downloaded");
+    garage.download("odd/ünï sp/labelled", &downloaded);
+    assert_eq!(
+        query_parquet(&downloaded, "SELECT * FROM t ORDER BY customer_id"),
+        local
+    );
+    // A rerun replaces the odd names too and leaves nothing beside them.
+    workspace.cra(&["run", "s3.yaml"]).assert_code(0);
+    let keys = garage.keys("odd/ünï sp");
+    assert_eq!(
+        keys.iter().filter(|key| key.ends_with(".parquet")).count(),
+        5,
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|key| !key.contains(".cra-")), "{keys:?}");
+
+    // Characters that URLs and stores encode differently are rejected up front.
+    for (path, code) in [
+        (format!("s3://{bucket}/odd/50%/out"), 2),
+        (format!("s3://{bucket}/odd/a#b/out"), 2),
+        (format!("s3://{bucket}/odd/.cra-staging.out.x"), 2),
+        ("out/.cra-lock.x".to_string(), 2),
+    ] {
+        workspace.write("bad.yaml", job(&path));
+        let run = workspace.cra(&["run", "bad.yaml"]);
+        assert_eq!(run.code(), code, "{path}: {}", run.stderr());
+        run.assert_no_panic();
+    }
+}
+
+#[test]
+fn s3_globs_match_like_local() {
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    let file = workspace.path("data/transactions.parquet");
+    for name in ["a.parquet", "b.parquet", "long.parquet", "sub/c.parquet"] {
+        garage.upload(&file, &format!("glob/{name}"));
+    }
+    for (pattern, files) in [
+        ("*.parquet", 3),
+        ("?.parquet", 2),
+        ("[a].parquet", 1),
+        ("*/c.parquet", 1),
+    ] {
+        workspace.write(
+            "glob.yaml",
+            format!(
+                "name: glob
+inputs:
+  transactions:
+    path: s3://{bucket}/glob/{pattern}
+outputs:
+  - table: transactions
+    path: out/glob
+    checks:
+      - row_count: {{min: {rows}, max: {rows}}}
+{}",
+                garage.storage_yaml(),
+                rows = 69659 * files
+            ),
+        );
+        let run = workspace.cra(&["run", "glob.yaml"]);
+        run.assert_code(0);
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(workspace.path("out/glob/_manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["inputs"][0]["files"], files, "{pattern}");
+    }
 }

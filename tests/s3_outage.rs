@@ -343,3 +343,74 @@ outputs:
         500
     );
 }
+
+#[test]
+fn interrupt_during_commit_finishes_it() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_transactions();
+    let bucket = &garage.bucket;
+    workspace.write(
+        "job.yaml",
+        format!(
+            "name: finish
+params:
+  buckets:
+    type: int
+    default: 500
+inputs:
+  transactions:
+    path: data/transactions.parquet
+stages:
+  - name: spread
+    query: SELECT *, customer_id % $buckets AS part FROM transactions
+outputs:
+  - table: spread
+    path: s3://{bucket}/finish/out
+    partition_by: [part]
+{}",
+            garage.storage_yaml()
+        ),
+    );
+    workspace
+        .cra(&["run", "job.yaml", "--param", "buckets=3"])
+        .assert_code(0);
+    let mut child = common::cra_command(workspace.root(), &["run", "job.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while garage.exists("finish/out/_SUCCESS") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its commit was seen"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the commit never began"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("finishing the commit first"), "{stderr}");
+    let after = garage.snapshot(bucket, "finish/out");
+    assert!(after.contains_key("_SUCCESS"));
+    assert_eq!(
+        after.keys().filter(|key| key.ends_with(".parquet")).count(),
+        500
+    );
+    let left: Vec<String> = garage
+        .keys("finish")
+        .into_iter()
+        .filter(|key| key.starts_with(".cra-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

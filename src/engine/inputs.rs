@@ -66,10 +66,28 @@ pub async fn register(
     }
 
     let store = stores.store_for(&input.location)?;
+    // A local file that cannot be read is a bad input (exit 2); an object that
+    // cannot be read is a store failure (exit 1) with its cause named.
+    let read_failed =
+        |file: &RemoteFile, error: object_store::Error| match &input.location {
+            Location::Local { .. } => Error::invalid(format!(
+                "{context}: '{}' cannot be read: {error}",
+                file.display
+            )),
+            Location::S3 { .. } => stores
+                .error(
+                    &input.location,
+                    &format!("cannot read '{}'", file.display),
+                    &error,
+                )
+                .context(&context),
+        };
     match input.format {
-        InputFormat::Csv => check_csv_headers(&context, store.as_ref(), &files).await?,
+        InputFormat::Csv => {
+            check_csv_headers(&context, store.as_ref(), &files, &read_failed).await?
+        }
         InputFormat::Parquet => {
-            check_parquet_files(&context, store.as_ref(), &files).await?
+            check_parquet_files(&context, store.as_ref(), &files, &read_failed).await?
         }
     }
 
@@ -77,17 +95,23 @@ pub async fn register(
     // of the format's extension, which skips cra's own `_SUCCESS` and manifest.
     let extension = if single { "" } else { extension };
     let url = input.location.url(!single && !input.location.is_glob());
-    let table = listing_table(ctx, &url, format, extension)
-        .await
-        .map_err(|error| {
-            let described = super::sql::describe(&error);
-            Error::invalid(format!(
-                "{context}: cannot read the schema of '{}': {}",
-                input.location.display(),
-                described.message
-            ))
-            .with_source(error)
-        })?;
+    let table = match &input.location {
+        // DataFusion expands globs in local paths only, so a glob in a bucket
+        // becomes the list of objects cra matched.
+        Location::S3 { bucket, .. } if input.location.is_glob() => {
+            file_table(ctx, bucket, &files, format).await
+        }
+        _ => listing_table(ctx, &url, format, extension).await,
+    };
+    let table = table.map_err(|error| {
+        let described = super::sql::describe(&error);
+        Error::invalid(format!(
+            "{context}: cannot read the schema of '{}': {}",
+            input.location.display(),
+            described.message
+        ))
+        .with_source(error)
+    })?;
     ctx.register_table(input.name.as_str(), Arc::new(table))
         .map_err(|error| Error::invalid(format!("{context}: {error}")))?;
 
@@ -153,6 +177,7 @@ async fn check_csv_headers(
     context: &str,
     store: &dyn ObjectStore,
     files: &[RemoteFile],
+    read_failed: &dyn Fn(&RemoteFile, object_store::Error) -> Error,
 ) -> Result<(), Error> {
     // A header row longer than this is compared by its first part only.
     const HEADER_BYTES: u64 = 1 << 20;
@@ -161,12 +186,7 @@ async fn check_csv_headers(
         let bytes = store
             .get_range(&file.path, 0..file.size.min(HEADER_BYTES))
             .await
-            .map_err(|error| {
-                Error::invalid(format!(
-                    "{context}: cannot read '{}': {error}",
-                    file.display
-                ))
-            })?;
+            .map_err(|error| read_failed(file, error))?;
         let text = String::from_utf8_lossy(&bytes);
         let header = text
             .split('\n')
@@ -203,12 +223,19 @@ async fn check_parquet_files(
     context: &str,
     store: &dyn ObjectStore,
     files: &[RemoteFile],
+    read_failed: &dyn Fn(&RemoteFile, object_store::Error) -> Error,
 ) -> Result<(), Error> {
     let mut first: Option<(&str, Vec<(String, DataType)>)> = None;
     for file in files {
-        let columns = parquet_columns(store, file).await.map_err(|problem| {
-            Error::invalid(format!("{context}: '{}' {problem}", file.display))
-        })?;
+        let columns =
+            parquet_columns(store, file)
+                .await
+                .map_err(|problem| match problem {
+                    FooterError::Invalid(problem) => {
+                        Error::invalid(format!("{context}: '{}' {problem}", file.display))
+                    }
+                    FooterError::Store(error) => read_failed(file, error),
+                })?;
         let Some((first_path, expected)) = &first else {
             first = Some((&file.display, columns));
             continue;
@@ -252,14 +279,16 @@ fn shown(path: &std::path::Path) -> String {
 async fn parquet_columns(
     store: &dyn ObjectStore,
     file: &RemoteFile,
-) -> Result<Vec<(String, DataType)>, String> {
+) -> Result<Vec<(String, DataType)>, FooterError> {
     let metadata = read_footer(store, &file.path, file.size).await?;
     let file_metadata = metadata.file_metadata();
     let schema = parquet::arrow::parquet_to_arrow_schema(
         file_metadata.schema_descr(),
         file_metadata.key_value_metadata(),
     )
-    .map_err(|error| format!("has a schema cra cannot read: {error}"))?;
+    .map_err(|error| {
+        FooterError::Invalid(format!("has a schema cra cannot read: {error}"))
+    })?;
     let mut columns: Vec<(String, DataType)> = schema
         .fields()
         .iter()
@@ -269,39 +298,89 @@ async fn parquet_columns(
     Ok(columns)
 }
 
+/// Why a Parquet footer could not be read.
+#[derive(Debug)]
+pub(crate) enum FooterError {
+    /// The store failed to return the bytes.
+    Store(object_store::Error),
+    /// The bytes are not a valid footer; worded to follow the file's name.
+    Invalid(String),
+}
+
+impl std::fmt::Display for FooterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FooterError::Store(error) => write!(f, "cannot be read: {error}"),
+            FooterError::Invalid(problem) => f.write_str(problem),
+        }
+    }
+}
+
 /// Reads and decodes the footer of the Parquet file at `path`, `size` bytes
-/// long, with two range reads. The problem is worded to follow the file's name.
+/// long, with two range reads.
 pub(crate) async fn read_footer(
     store: &dyn ObjectStore,
     path: &ObjectPath,
     size: u64,
-) -> Result<parquet::file::metadata::ParquetMetaData, String> {
+) -> Result<parquet::file::metadata::ParquetMetaData, FooterError> {
     const TAIL: u64 = 8;
     if size < 12 {
-        return Err(format!(
+        return Err(FooterError::Invalid(format!(
             "is not a Parquet file: it has {size} bytes, and the smallest has 12"
-        ));
+        )));
     }
     let read = |range: std::ops::Range<u64>| async move {
         store
             .get_range(path, range)
             .await
-            .map_err(|error| format!("cannot be read: {error}"))
+            .map_err(FooterError::Store)
     };
     let tail = read(size - TAIL..size).await?;
     if &tail[4..] != b"PAR1" {
-        return Err("is not a Parquet file: it does not end in 'PAR1'".to_string());
+        return Err(FooterError::Invalid(
+            "is not a Parquet file: it does not end in 'PAR1'".to_string(),
+        ));
     }
     let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
     if footer + 12 > size {
-        return Err(format!(
+        return Err(FooterError::Invalid(format!(
             "is not a valid Parquet file: its footer length {footer} exceeds the file's \
              {size} bytes"
-        ));
+        )));
     }
     let footer_bytes = read(size - TAIL - footer..size - TAIL).await?;
     parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer_bytes)
-        .map_err(|error| format!("has an unreadable footer: {error}"))
+        .map_err(|error| {
+            FooterError::Invalid(format!("has an unreadable footer: {error}"))
+        })
+}
+
+/// Returns a table of exactly `files` in `bucket`, without partition columns.
+async fn file_table(
+    ctx: &SessionContext,
+    bucket: &str,
+    files: &[RemoteFile],
+    format: Arc<dyn FileFormat>,
+) -> datafusion::error::Result<ListingTable> {
+    let mut urls = Vec::with_capacity(files.len());
+    for file in files {
+        let mut url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
+            datafusion::error::DataFusionError::External(Box::new(error))
+        })?;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            // Each part is percent-encoded here and decoded again by DataFusion,
+            // so keys with `%` or spaces keep their names.
+            segments.extend(file.path.as_ref().split('/'));
+        }
+        urls.push(ListingTableUrl::parse(url.as_str())?);
+    }
+    let state = ctx.state();
+    let options = ListingOptions::new(format).with_file_extension("");
+    let schema = options.infer_schema(&state, &urls[0]).await?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ListingTable::try_new(config)
 }
 
 async fn listing_table(

@@ -893,6 +893,22 @@ impl Resolver<'_> {
                 );
                 return None;
             }
+            Ok(location)
+                if location
+                    .parent()
+                    .is_some_and(|(_, name)| name.starts_with(".cra-")) =>
+            {
+                self.problem(
+                    &spec.path,
+                    format!(
+                        "output '{table}': path '{}' has a name that starts with '.cra-', \
+                         which cra keeps for staging and locks",
+                        location.display()
+                    ),
+                    Some("give the output another name".to_string()),
+                );
+                return None;
+            }
             Ok(location) => location,
             Err(message) => {
                 self.problem(&spec.path, format!("output '{table}': {message}"), None);

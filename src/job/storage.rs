@@ -156,6 +156,7 @@ impl Resolver<'_> {
             settings.sources.insert("region", found.source.clone());
             settings.region = found.value;
         }
+        let problems_before = self.problems.len();
         let key_id = find!(access_key_id, ["AWS_ACCESS_KEY_ID"], true);
         let secret = find!(secret_access_key, ["AWS_SECRET_ACCESS_KEY"], true);
         let token = find!(session_token, ["AWS_SESSION_TOKEN"], true);
@@ -168,7 +169,15 @@ impl Resolver<'_> {
                 settings.sources.insert(key, found.source.clone());
             }
         }
+        for (key, found) in [("access_key_id", &key_id), ("secret_access_key", &secret)] {
+            if let Some(found) = found.as_ref().filter(|found| found.value.is_empty()) {
+                self.setting_problem(found, &prefix, key, "is empty".into(), None);
+            }
+        }
+        // A credential already rejected above would be reported again as missing.
+        let credentials_rejected = self.problems.len() > problems_before;
         match (&key_id, &secret) {
+            _ if credentials_rejected => {}
             (Some(_), Some(_)) => {}
             (None, None) if settings.skip_signature => {}
             (None, None) => self.problem_without_position(
@@ -413,7 +422,6 @@ impl Resolver<'_> {
 
 /// Returns true when `text` is one `${env:NAME}` reference and nothing else.
 fn is_env_reference(text: &str) -> bool {
-    let text = text.trim();
     text.starts_with("${env:") && text.ends_with('}') && text.matches("${").count() == 1
 }
 
@@ -453,6 +461,12 @@ fn check_endpoint(text: &str, allow_http: bool) -> Result<(), (String, Option<St
     }
     if rest.is_empty() || rest.starts_with('/') {
         return Err((format!("'{text}' names no host"), None));
+    }
+    if let Some(bad) = rest.chars().find(|c| ['?', '#', '@'].contains(c)) {
+        return Err((
+            format!("'{text}' has {bad:?}; an endpoint has no query, fragment or user"),
+            Some("write the scheme, the host and the port only".into()),
+        ));
     }
     if let Some(path) = rest.find('/').map(|at| &rest[at..]) {
         let trimmed = text.trim_end_matches('/');

@@ -39,6 +39,31 @@ pub const MANIFEST: &str = "_manifest.json";
 pub const SUCCESS: &str = "_SUCCESS";
 const COMMITTED: &str = "_COMMITTED";
 
+static COMMITTING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Returns true while a run changes its destinations, from the first change to
+/// the end of the commit.
+pub fn committing() -> bool {
+    COMMITTING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Marks the commit as running until it is dropped.
+struct CommitGuard;
+
+impl CommitGuard {
+    fn start() -> Self {
+        COMMITTING.store(true, std::sync::atomic::Ordering::SeqCst);
+        CommitGuard
+    }
+}
+
+impl Drop for CommitGuard {
+    fn drop(&mut self) {
+        COMMITTING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The staging and destination folders of one run.
 pub struct Publisher {
     job_name: String,
@@ -301,6 +326,7 @@ impl Publisher {
         for lock in &self.s3_locks {
             lock.check_held().await?;
         }
+        let _guard = CommitGuard::start();
         for index in 0..self.destinations.len() {
             let result = match &mut self.destinations[index] {
                 Destination::Local(local) => local.swap_in().map_err(|error| {

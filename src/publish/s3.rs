@@ -465,8 +465,14 @@ impl S3Destination {
                 meta.size,
             )
             .await
-            .map_err(|problem| {
-                Error::run(format!("'{}/{relative}' {problem}", self.staging.display()))
+            .map_err(|problem| match problem {
+                crate::engine::inputs::FooterError::Store(error) => {
+                    self.error(&self.staging, "cannot read the staged files", &error)
+                }
+                invalid => Error::run(format!(
+                    "'{}/{relative}' {invalid}",
+                    self.staging.display()
+                )),
             })?;
             files.push(super::ManifestFile {
                 path: relative,
@@ -560,10 +566,10 @@ fn host_name() -> String {
 ///
 /// Many S3-compatible stores (Garage among them) ignore conditional writes, so
 /// the lock does not rely on them. Each run writes its own lock object,
-/// `p/.cra-lock.<name>.<run>`, once, then lists the lock objects beside it. The
-/// one the store wrote first, by its own clock and then by run id, owns the
+/// `p/.cra-lock.<name>.<token>`, once, then lists the lock objects beside it. The
+/// one the store wrote first, by its own clock and then by token, owns the
 /// output, and every later run deletes its own object and stops. The owner writes
-/// `p/.cra-heartbeat.<name>.<run>` every 20 seconds; a lock whose last heartbeat
+/// `p/.cra-heartbeat.<name>.<token>` every 20 seconds; a lock whose last heartbeat
 /// is older than a minute, or whose process on this host is gone, belongs to an
 /// ended run and is removed.
 pub(super) struct S3Lock {
@@ -587,13 +593,16 @@ impl S3Lock {
         };
         let lock_name = |id: &str| format!(".cra-lock.{name}.{id}");
         let beat_name = |id: &str| format!(".cra-heartbeat.{name}.{id}");
+        // Locks are named by a token of this process, not by the run id, so two
+        // runs started with the same `--run-id` still write two locks.
+        let token = uuid::Uuid::new_v4().simple().to_string();
         let record = LockRecord {
             run_id: run_id.to_string(),
             job: job.to_string(),
             host: host_name(),
             pid: std::process::id(),
         };
-        let lock = parent.join(&lock_name(run_id));
+        let lock = parent.join(&lock_name(&token));
         let (store, _) = stores.resolve(&lock)?;
         put_bytes(
             stores,
@@ -604,7 +613,7 @@ impl S3Lock {
         let held = Self {
             stores: stores.clone(),
             lock: lock.clone(),
-            heartbeat: parent.join(&beat_name(run_id)),
+            heartbeat: parent.join(&beat_name(&token)),
             renewing: None,
         };
 
@@ -621,7 +630,7 @@ impl S3Lock {
                 .find(|meta| meta.location.filename() == Some(entry))
                 .map(|meta| meta.last_modified)
         };
-        let Some(mine) = written(&lock_name(run_id)) else {
+        let Some(mine) = written(&lock_name(&token)) else {
             return Err(Error::run(format!(
                 "the lock '{}' was written but is not listed; the store does not list \
                  what it has just written",
@@ -636,7 +645,7 @@ impl S3Lock {
             else {
                 continue;
             };
-            if id == run_id {
+            if id == token {
                 continue;
             }
             let other = parent.join(&lock_name(&id));
@@ -662,7 +671,7 @@ impl S3Lock {
                     .await?;
                 continue;
             }
-            if (meta.last_modified, id.as_str()) < (mine, run_id) {
+            if (meta.last_modified, id.as_str()) < (mine, token.as_str()) {
                 let mut held = held;
                 held.release().await;
                 let holder = holder

@@ -232,6 +232,15 @@ fn parse_s3(text: &str, rest: &str) -> Result<Location, String> {
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     check_bucket_name(bucket).map_err(|problem| format!("'{text}': {problem}"))?;
     let key = key.strip_suffix('/').unwrap_or(key);
+    if let Some(bad) = key
+        .chars()
+        .find(|c| c.is_control() || ['%', '#', '\\'].contains(c))
+    {
+        return Err(format!(
+            "'{text}' has the character {bad:?} in its key, which cra does not accept in \
+             S3 keys because URLs and object stores encode it differently"
+        ));
+    }
     if !key.is_empty() {
         for part in key.split('/') {
             if part.is_empty() || part == "." || part == ".." {
@@ -350,7 +359,9 @@ impl Default for S3Settings {
             virtual_hosted_style: false,
             allow_http: false,
             skip_signature: false,
-            retries: 3,
+            // With object_store's backoff (0.1 s, doubling, at most 15 s), ten
+            // retries span about a minute, bounded by `retry_timeout`.
+            retries: 10,
             retry_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(60),

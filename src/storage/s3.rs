@@ -94,7 +94,12 @@ impl Stores {
                 let (store, _) = self.buckets.get(bucket).ok_or_else(|| {
                     Error::run(format!("internal error: no client for bucket '{bucket}'"))
                 })?;
-                Ok((Arc::clone(store), ObjectPath::from(key.as_str())))
+                // `parse` keeps the key as it is; `from` would percent-encode
+                // characters that DataFusion writes unencoded.
+                let path = ObjectPath::parse(key).map_err(|error| {
+                    Error::invalid(format!("'{}': {error}", location.display()))
+                })?;
+                Ok((Arc::clone(store), path))
             }
         }
     }
@@ -143,7 +148,9 @@ impl Stores {
                 require_literal_separator: true,
                 ..glob::MatchOptions::new()
             };
-            let root = ObjectPath::from(key_glob_root(key));
+            let root = ObjectPath::parse(key_glob_root(key)).map_err(|error| {
+                Error::invalid(format!("'{}': {error}", location.display()))
+            })?;
             let objects: Vec<_> = store
                 .list(Some(&root))
                 .try_collect()
@@ -163,7 +170,7 @@ impl Stores {
             return Ok(files);
         }
 
-        let path = ObjectPath::from(key.as_str());
+        let (_, path) = self.resolve(location)?;
         if !key.is_empty() {
             match store.head(&path).await {
                 Ok(meta) => {
@@ -263,7 +270,8 @@ impl Stores {
             bucket: bucket.to_string(),
             key: prefix.to_string(),
         };
-        let list_root = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+        let (_, prefix_path) = self.resolve(&listed)?;
+        let list_root = (!prefix.is_empty()).then_some(prefix_path);
         store
             .list_with_delimiter(list_root.as_ref())
             .await

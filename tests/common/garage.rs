@@ -93,7 +93,7 @@ impl Garage {
         let bytes = std::fs::read(file).unwrap();
         let store = self.client(&self.bucket);
         self.runtime
-            .block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes)))
+            .block_on(store.put(&ObjectPath::parse(key).unwrap(), PutPayload::from(bytes)))
             .unwrap();
     }
 
@@ -102,7 +102,7 @@ impl Garage {
     pub fn snapshot(&self, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
         let store = self.client(bucket);
         self.runtime.block_on(async {
-            let root = ObjectPath::from(prefix);
+            let root = ObjectPath::parse(prefix).unwrap();
             let objects: Vec<_> = store.list(Some(&root)).try_collect().await.unwrap();
             let mut files = BTreeMap::new();
             for meta in objects {
@@ -126,7 +126,7 @@ impl Garage {
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let store = self.client(&self.bucket);
         self.runtime.block_on(async {
-            let root = ObjectPath::from(prefix);
+            let root = ObjectPath::parse(prefix).unwrap();
             match store.list(Some(&root)).try_collect::<Vec<_>>().await {
                 Ok(objects) => objects
                     .into_iter()
@@ -145,7 +145,7 @@ impl Garage {
     pub fn exists(&self, key: &str) -> bool {
         let store = self.client(&self.bucket);
         self.runtime
-            .block_on(store.head(&ObjectPath::from(key)))
+            .block_on(store.head(&ObjectPath::parse(key).unwrap()))
             .is_ok()
     }
 

@@ -1,0 +1,437 @@
+//! `cra generate`: synthetic transactions drawn from the BG/NBD purchase process
+//! with Gamma-Gamma spend, in the columns of the CDNOW transactions.
+//!
+//! Every customer makes a first purchase on a day of the cohort window, then
+//! repeat purchases at exponential waiting times of rate λ ~ Gamma(r, alpha) per
+//! week, and after each repeat purchase stops with probability p ~ Beta(a, b), as
+//! the BG/NBD model assumes. Each order's amount is Gamma(p, ν) with ν ~
+//! Gamma(q, v) per customer, as the Gamma-Gamma model assumes. Customers are
+//! drawn in blocks, each from its own random stream of the seed, so the data does
+//! not depend on the number of files or threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution, Exp, Gamma};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Customers drawn from one random stream.
+const BLOCK: u64 = 8192;
+/// Rows per Parquet row group, as in cra's outputs.
+const ROW_GROUP: usize = 131_072;
+/// Name of the file that records how the data was drawn.
+pub const METADATA: &str = "_generator.json";
+
+/// Parameters of the generating process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    /// BG/NBD shape of the purchase rate's Gamma distribution.
+    pub r: f64,
+    /// BG/NBD rate of the purchase rate's Gamma distribution, per week.
+    pub alpha: f64,
+    /// BG/NBD first shape of the dropout probability's Beta distribution.
+    pub a: f64,
+    /// BG/NBD second shape of the dropout probability's Beta distribution.
+    pub b: f64,
+    /// Gamma-Gamma shape of each order's amount.
+    pub p: f64,
+    /// Gamma-Gamma shape of the customer's spend rate ν.
+    pub q: f64,
+    /// Gamma-Gamma rate of ν.
+    pub v: f64,
+    /// First day of the cohort window.
+    pub first_day: NaiveDate,
+    /// Days in the cohort window, during which first purchases fall.
+    pub cohort_days: u32,
+    /// Last day of observation; no order falls after it.
+    pub last_day: NaiveDate,
+}
+
+impl Default for Process {
+    /// The BG/NBD and Gamma-Gamma fits of the CDNOW cohort, on its calendar:
+    /// first purchases in the first 12 weeks of 1997, observation to 1998-06-30.
+    fn default() -> Self {
+        Self {
+            r: 0.243,
+            alpha: 4.414,
+            a: 0.793,
+            b: 2.426,
+            p: 6.25,
+            q: 3.74,
+            v: 15.44,
+            first_day: NaiveDate::from_ymd_opt(1997, 1, 1).unwrap_or_default(),
+            cohort_days: 84,
+            last_day: NaiveDate::from_ymd_opt(1998, 6, 30).unwrap_or_default(),
+        }
+    }
+}
+
+/// What `cra generate` writes into [`METADATA`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    /// cra version that drew the data.
+    pub cra_version: String,
+    /// Seed of the random streams.
+    pub seed: u64,
+    /// Customers drawn.
+    pub customers: u64,
+    /// Parquet files written.
+    pub files: usize,
+    /// Orders written.
+    pub rows: u64,
+    /// Time unit of the BG/NBD rates.
+    pub time_unit: &'static str,
+    /// The generating process.
+    pub process: Process,
+}
+
+/// Returns the schema of the CDNOW transactions.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("order_date", DataType::Date32, false),
+        Field::new("cds", DataType::Int32, false),
+        Field::new("amount", DataType::Decimal128(10, 2), false),
+    ]))
+}
+
+/// Random draws of one customer's process.
+struct Draws {
+    rate: Gamma<f64>,
+    dropout: Beta<f64>,
+    spend_rate: Gamma<f64>,
+    p: f64,
+}
+
+impl Draws {
+    fn new(process: &Process) -> Result<Self, Error> {
+        let invalid = |what: &str| Error::invalid(format!("generator: invalid {what}"));
+        Ok(Self {
+            rate: Gamma::new(process.r, 1.0 / process.alpha)
+                .map_err(|_| invalid("r or alpha"))?,
+            dropout: Beta::new(process.a, process.b).map_err(|_| invalid("a or b"))?,
+            spend_rate: Gamma::new(process.q, 1.0 / process.v)
+                .map_err(|_| invalid("q or v"))?,
+            p: process.p,
+        })
+    }
+}
+
+/// Column builders of one batch.
+struct Columns {
+    customer_id: Int64Builder,
+    order_date: Date32Builder,
+    cds: Int32Builder,
+    amount: Decimal128Builder,
+}
+
+impl Columns {
+    fn new() -> Self {
+        Self {
+            customer_id: Int64Builder::new(),
+            order_date: Date32Builder::new(),
+            cds: Int32Builder::new(),
+            amount: Decimal128Builder::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.customer_id.len()
+    }
+
+    fn push(&mut self, customer: i64, day: i32, amount: f64) {
+        // Cents, at least one, within DECIMAL(10, 2).
+        let cents = (amount * 100.0).round().clamp(1.0, 9_999_999_999.0) as i128;
+        self.customer_id.append_value(customer);
+        self.order_date.append_value(day);
+        // About one CD per 15 dollars, as in the CDNOW orders.
+        self.cds
+            .append_value((1 + cents / 1500).min(i32::MAX as i128) as i32);
+        self.amount.append_value(cents);
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, Error> {
+        let amount = self
+            .amount
+            .finish()
+            .with_precision_and_scale(10, 2)
+            .map_err(|error| Error::run(format!("internal error: {error}")))?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.customer_id.finish()),
+            Arc::new(self.order_date.finish()),
+            Arc::new(self.cds.finish()),
+            Arc::new(amount),
+        ];
+        RecordBatch::try_new(schema(), columns)
+            .map_err(|error| Error::run(format!("internal error: {error}")))
+    }
+}
+
+/// Draws the orders of customers `first..first + count` (ids from 1) of block
+/// `block` into `columns`.
+fn draw_block(
+    process: &Process,
+    draws: &Draws,
+    seed: u64,
+    block: u64,
+    first: u64,
+    count: u64,
+    columns: &mut Columns,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(block);
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let first_day = (process.first_day - epoch).num_days();
+    let last_day = (process.last_day - epoch).num_days();
+    for offset in 0..count {
+        let customer = (first + offset + 1) as i64;
+        let rate = draws.rate.sample(&mut rng).max(f64::MIN_POSITIVE);
+        let dropout = draws.dropout.sample(&mut rng);
+        let spend_rate = draws.spend_rate.sample(&mut rng).max(f64::MIN_POSITIVE);
+        let amount = Gamma::new(draws.p, 1.0 / spend_rate).ok();
+        let start =
+            first_day + rng.random_range(0..i64::from(process.cohort_days.max(1)));
+        let horizon_weeks = (last_day - start) as f64 / 7.0;
+        let spend = |rng: &mut ChaCha8Rng| amount.map_or(0.0, |gamma| gamma.sample(rng));
+
+        columns.push(customer, start as i32, spend(&mut rng));
+        let Ok(wait) = Exp::new(rate) else {
+            continue;
+        };
+        let mut weeks = 0.0;
+        loop {
+            weeks += wait.sample(&mut rng);
+            if weeks > horizon_weeks {
+                break;
+            }
+            let day = start + (weeks * 7.0).floor() as i64;
+            columns.push(customer, day.min(last_day) as i32, spend(&mut rng));
+            if rng.random::<f64>() < dropout {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes customers of blocks `blocks` into one Parquet file; returns its rows.
+fn write_file(
+    path: &Path,
+    process: &Process,
+    draws: &Draws,
+    seed: u64,
+    customers: u64,
+    blocks: std::ops::Range<u64>,
+) -> Result<u64, Error> {
+    let failed = |error: &dyn std::fmt::Display| {
+        Error::run(format!("cannot write '{}': {error}", path.display()))
+    };
+    let file = std::fs::File::create(path).map_err(|error| failed(&error))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(properties))
+        .map_err(|error| failed(&error))?;
+    let mut columns = Columns::new();
+    let mut rows = 0;
+    for block in blocks {
+        let first = block * BLOCK;
+        let count = BLOCK.min(customers - first);
+        draw_block(process, draws, seed, block, first, count, &mut columns);
+        if columns.len() >= ROW_GROUP {
+            let batch = columns.finish()?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(|error| failed(&error))?;
+        }
+    }
+    let batch = columns.finish()?;
+    rows += batch.num_rows() as u64;
+    writer.write(&batch).map_err(|error| failed(&error))?;
+    writer.close().map_err(|error| failed(&error))?;
+    Ok(rows)
+}
+
+/// Draws `customers` customers with `seed` and writes them as `files` Parquet
+/// files and [`METADATA`] into `out`, which must not exist yet or must hold an
+/// earlier `cra generate` output (or `force` is set).
+///
+/// The files go to a staging folder beside `out` first, and replace `out` only
+/// when all are complete, so a failed run leaves `out` as it was.
+pub fn generate(
+    out: &Path,
+    customers: u64,
+    files: usize,
+    seed: u64,
+    force: bool,
+) -> Result<Metadata, Error> {
+    if customers == 0 {
+        return Err(Error::invalid("--customers must be at least 1"));
+    }
+    let blocks = customers.div_ceil(BLOCK);
+    if files == 0 || files as u64 > blocks {
+        return Err(Error::invalid(format!(
+            "--files must be from 1 to {blocks} for {customers} customers"
+        ))
+        .with_hint(format!("each file holds whole blocks of {BLOCK} customers")));
+    }
+    check_replaceable(out, force)?;
+    let process = Process::default();
+    let draws = Draws::new(&process)?;
+
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|error| {
+        Error::run(format!(
+            "cannot create folder '{}': {error}",
+            parent.display()
+        ))
+    })?;
+    let name = out
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::invalid(format!("--out '{}' names no folder", out.display()))
+        })?;
+    let staging = parent.join(format!(".cra-generate.{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|error| {
+        Error::run(format!(
+            "cannot create folder '{}': {error}",
+            staging.display()
+        ))
+    })?;
+    let result = write_all(&staging, &process, &draws, seed, customers, files, blocks)
+        .and_then(|rows| {
+            let metadata = Metadata {
+                cra_version: crate::VERSION.to_string(),
+                seed,
+                customers,
+                files,
+                rows,
+                time_unit: "week",
+                process,
+            };
+            let mut json = serde_json::to_vec_pretty(&metadata)
+                .map_err(|error| Error::run(format!("internal error: {error}")))?;
+            json.push(b'\n');
+            std::fs::write(staging.join(METADATA), json).map_err(|error| {
+                Error::run(format!("cannot write '{}': {error}", staging.display()))
+            })?;
+            swap_in(&staging, out)?;
+            Ok(metadata)
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn write_all(
+    dir: &Path,
+    process: &Process,
+    draws: &Draws,
+    seed: u64,
+    customers: u64,
+    files: usize,
+    blocks: u64,
+) -> Result<u64, Error> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<u64, Error>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut rows = 0;
+                    loop {
+                        let file = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if file >= files {
+                            return Ok(rows);
+                        }
+                        let range = (file as u64 * blocks / files as u64)
+                            ..((file as u64 + 1) * blocks / files as u64);
+                        let path = dir.join(format!("part-{file:05}.parquet"));
+                        rows +=
+                            write_file(&path, process, draws, seed, customers, range)?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    Err(Error::run("internal error: a writer thread panicked"))
+                })
+            })
+            .collect()
+    });
+    let mut rows = 0;
+    for result in results {
+        rows += result?;
+    }
+    Ok(rows)
+}
+
+/// Accepts a missing or empty `out`, or one that an earlier `cra generate`
+/// wrote; anything else needs `force`.
+fn check_replaceable(out: &Path, force: bool) -> Result<(), Error> {
+    let Ok(metadata) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    if !metadata.is_dir() {
+        return Err(Error::invalid(format!(
+            "--out '{}' exists and is not a folder",
+            out.display()
+        )));
+    }
+    let empty = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_none());
+    if empty || force || out.join(METADATA).is_file() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "--out '{}' exists and holds no cra generate output",
+        out.display()
+    ))
+    .with_hint("pass --force to replace its contents, or choose another folder"))
+}
+
+/// Moves `staging` into the place of `out`, keeping the old `out` until then.
+fn swap_in(staging: &Path, out: &Path) -> Result<(), Error> {
+    let previous: PathBuf = staging.with_extension("previous");
+    let had_out = out.exists();
+    if had_out {
+        std::fs::rename(out, &previous).map_err(|error| {
+            Error::run(format!("cannot move '{}' aside: {error}", out.display()))
+        })?;
+    }
+    if let Err(error) = std::fs::rename(staging, out) {
+        if had_out {
+            let _ = std::fs::rename(&previous, out);
+        }
+        return Err(Error::run(format!(
+            "cannot move the new data to '{}': {error}",
+            out.display()
+        )));
+    }
+    if had_out {
+        let _ = std::fs::remove_dir_all(&previous);
+    }
+    Ok(())
+}
