@@ -749,3 +749,38 @@ fn empty_materialized_stage_fails_row_count() {
     run.assert_stderr_contains("check 'row_count' failed: the table has 0 rows");
     assert!(!workspace.path("out/customer_value").exists());
 }
+
+#[test]
+fn hidden_input_files_are_skipped() {
+    let workspace = Workspace::with_transactions();
+    let data = std::fs::read(workspace.path("data/transactions.parquet")).unwrap();
+    workspace.write("plain/a.parquet", &data);
+    workspace.write("plain/_tmp.parquet", b"junk");
+    workspace.write("plain/.partial.parquet", b"junk");
+    workspace.write(
+        "job.yaml",
+        "name: hidden
+inputs:
+  transactions:
+    path: plain
+outputs:
+  - table: transactions
+    path: out/plain
+    checks:
+      - row_count: {min: 69659, max: 69659}
+",
+    );
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+
+    // In a partitioned folder DataFusion would read the hidden file, so the
+    // input is rejected with the file's name.
+    workspace.write("parts/k=1/a.parquet", &data);
+    workspace.write("parts/k=1/_tmp.parquet", b"junk");
+    let text = std::fs::read_to_string(workspace.path("job.yaml")).unwrap();
+    workspace.write("job.yaml", text.replace("path: plain", "path: parts"));
+    workspace
+        .cra(&["run", "job.yaml"])
+        .assert_code(2)
+        .assert_stderr_contains("_tmp.parquet")
+        .assert_stderr_contains("move the file out of the input folder");
+}

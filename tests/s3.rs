@@ -662,4 +662,14 @@ outputs:
         .unwrap();
         assert_eq!(manifest["inputs"][0]["files"], files, "{pattern}");
     }
+
+    // A prefix holding a file that cra skips by name reads the other files only.
+    garage.upload(&file, "hidden/a.parquet");
+    garage.upload(&workspace.path("glob.yaml"), "hidden/_junk.parquet");
+    let text = std::fs::read_to_string(workspace.path("glob.yaml")).unwrap();
+    let folder = text
+        .replace("glob/*/c.parquet", "hidden")
+        .replace("out/glob", "out/hidden");
+    workspace.write("glob.yaml", folder);
+    workspace.cra(&["run", "glob.yaml"]).assert_code(0);
 }

@@ -50,11 +50,13 @@ pub async fn register(
         }
     };
 
-    let (files, single) =
+    let (files, single, has_skipped) =
         list_input(stores, &context, &input.location, extension).await?;
     if files.is_empty() {
         let what = if input.location.is_glob() {
             "matches no file"
+        } else if input.location.bucket().is_some() {
+            "is not found: no object has this key, and the prefix contains no data file"
         } else {
             "contains no data file"
         };
@@ -95,11 +97,20 @@ pub async fn register(
     // of the format's extension, which skips cra's own `_SUCCESS` and manifest.
     let extension = if single { "" } else { extension };
     let url = input.location.url(!single && !input.location.is_glob());
+    // DataFusion expands globs in local paths only, and reads files that cra
+    // skips by name, so those inputs become the list of files cra found.
     let table = match &input.location {
-        // DataFusion expands globs in local paths only, so a glob in a bucket
-        // becomes the list of objects cra matched.
-        Location::S3 { bucket, .. } if input.location.is_glob() => {
-            file_table(ctx, bucket, &files, format).await
+        Location::S3 { bucket, .. } if input.location.is_glob() || has_skipped => {
+            let urls = files.iter().map(|file| object_url(bucket, file)).collect();
+            file_table(ctx, urls, format).await
+        }
+        Location::Local { .. } if has_skipped => {
+            let urls = files
+                .iter()
+                .filter_map(|file| file.local.as_ref())
+                .map(|path| path.to_string_lossy().into_owned())
+                .collect();
+            file_table(ctx, urls, format).await
         }
         _ => listing_table(ctx, &url, format, extension).await,
     };
@@ -123,23 +134,25 @@ pub async fn register(
     })
 }
 
-/// Lists the files of an input; the flag is true when the location names one
-/// file rather than a folder, prefix or glob.
+/// Lists the files of an input. The first flag is true when the location names
+/// one file rather than a folder, prefix or glob; the second when the folder has
+/// files that cra skips by name, so DataFusion must get the listed files.
 async fn list_input(
     stores: &Stores,
     context: &str,
     location: &Location,
     extension: &str,
-) -> Result<(Vec<RemoteFile>, bool), Error> {
+) -> Result<(Vec<RemoteFile>, bool, bool), Error> {
     let Some(path) = location.local_path() else {
-        let files = stores
-            .list_s3(location, extension)
+        let (files, skipped) = stores
+            .list_s3_with_skipped(location, extension)
             .await
             .map_err(|error| error.context(context))?;
+        reject_skipped_in_partitions(context, location, &files, &skipped)?;
         let single = !location.is_glob()
             && files.len() == 1
             && Some(files[0].path.as_ref()) == location_key(location);
-        return Ok((files, single));
+        return Ok((files, single, !skipped.is_empty()));
     };
     let single = path.is_file();
     let extension = if single { "" } else { extension };
@@ -149,6 +162,14 @@ async fn list_input(
             location.display()
         ))
     })?;
+    let skipped: Vec<String> = if single || location.is_glob() {
+        Vec::new()
+    } else {
+        crate::storage::skipped_data_files(path, extension)
+            .iter()
+            .map(|file| shown(file))
+            .collect()
+    };
     let mut files = Vec::with_capacity(listed.len());
     for (path, size) in listed {
         let object = ObjectPath::from_filesystem_path(&path).map_err(|error| {
@@ -161,7 +182,35 @@ async fn list_input(
             local: Some(path),
         });
     }
-    Ok((files, single))
+    reject_skipped_in_partitions(context, location, &files, &skipped)?;
+    Ok((files, single, !skipped.is_empty()))
+}
+
+/// Rejects a partitioned folder with files that cra skips by name, because
+/// DataFusion reads every file of the folder's partitions, whatever its name.
+fn reject_skipped_in_partitions(
+    context: &str,
+    location: &Location,
+    files: &[RemoteFile],
+    skipped: &[String],
+) -> Result<(), Error> {
+    let root = location.display();
+    let partitioned = files.iter().any(|file| {
+        file.display
+            .strip_prefix(root.as_str())
+            .unwrap_or(&file.display)
+            .trim_start_matches('/')
+            .rsplit_once('/')
+            .is_some_and(|(folders, _)| folders.contains('='))
+    });
+    match skipped.first() {
+        Some(first) if partitioned => Err(Error::invalid(format!(
+            "{context}: '{first}' starts with '_' or '.', so cra skips it, but DataFusion \
+             would read it with the partitions of '{root}'"
+        ))
+        .with_hint("move the file out of the input folder, or rename it")),
+        _ => Ok(()),
+    }
 }
 
 fn location_key(location: &Location) -> Option<&str> {
@@ -355,25 +404,29 @@ pub(crate) async fn read_footer(
         })
 }
 
-/// Returns a table of exactly `files` in `bucket`, without partition columns.
+/// Returns the URL of an object that DataFusion reads back as the same key.
+fn object_url(bucket: &str, file: &RemoteFile) -> String {
+    let Ok(mut url) = url::Url::parse(&format!("s3://{bucket}")) else {
+        return format!("s3://{bucket}/{}", file.path);
+    };
+    if let Ok(mut segments) = url.path_segments_mut() {
+        // Each part is percent-encoded here and decoded again by DataFusion,
+        // so keys with `%` or spaces keep their names.
+        segments.extend(file.path.as_ref().split('/'));
+    }
+    url.to_string()
+}
+
+/// Returns a table of exactly the files at `urls`, without partition columns.
 async fn file_table(
     ctx: &SessionContext,
-    bucket: &str,
-    files: &[RemoteFile],
+    urls: Vec<String>,
     format: Arc<dyn FileFormat>,
 ) -> datafusion::error::Result<ListingTable> {
-    let mut urls = Vec::with_capacity(files.len());
-    for file in files {
-        let mut url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
-            datafusion::error::DataFusionError::External(Box::new(error))
-        })?;
-        if let Ok(mut segments) = url.path_segments_mut() {
-            // Each part is percent-encoded here and decoded again by DataFusion,
-            // so keys with `%` or spaces keep their names.
-            segments.extend(file.path.as_ref().split('/'));
-        }
-        urls.push(ListingTableUrl::parse(url.as_str())?);
-    }
+    let urls = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
     let state = ctx.state();
     let options = ListingOptions::new(format).with_file_extension("");
     let schema = options.infer_schema(&state, &urls[0]).await?;
@@ -420,7 +473,7 @@ pub async fn find_unreadable_file(
         if input.format != InputFormat::Parquet {
             continue;
         }
-        let Ok((files, _)) = list_input(stores, "", &input.location, ".parquet").await
+        let Ok((files, _, _)) = list_input(stores, "", &input.location, ".parquet").await
         else {
             continue;
         };

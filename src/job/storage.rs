@@ -425,7 +425,7 @@ fn is_env_reference(text: &str) -> bool {
     text.starts_with("${env:") && text.ends_with('}') && text.matches("${").count() == 1
 }
 
-/// Parses `500ms`, `30s`, `2m` or a bare number of seconds.
+/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
@@ -440,6 +440,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
+        "h" => number * 3600.0,
         _ => return None,
     };
     Some(Duration::from_secs_f64(seconds))
@@ -508,7 +509,8 @@ mod tests {
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("2h"), None);
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), None);
         assert_eq!(parse_duration("-1s"), None);
     }
 

@@ -227,6 +227,33 @@ impl Location {
     }
 }
 
+/// Returns the files below the local folder `dir` whose names end in
+/// `extension` but start with `_` or `.`, in folders that are not hidden.
+///
+/// cra skips them, and DataFusion would read them, so a caller must not hand
+/// DataFusion the folder when there are any.
+pub fn skipped_data_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut skipped = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return skipped;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let hidden = name.starts_with('.') || name.starts_with('_');
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() && !hidden => {
+                skipped.extend(skipped_data_files(&entry.path(), extension));
+            }
+            Ok(kind) if kind.is_file() && hidden && name.ends_with(extension) => {
+                skipped.push(entry.path());
+            }
+            _ => {}
+        }
+    }
+    skipped.sort();
+    skipped
+}
+
 /// Parses `s3://bucket/key`; `rest` is the text after the scheme.
 fn parse_s3(text: &str, rest: &str) -> Result<Location, String> {
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));

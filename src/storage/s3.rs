@@ -132,8 +132,20 @@ impl Stores {
         location: &Location,
         extension: &str,
     ) -> Result<Vec<RemoteFile>, Error> {
+        self.list_s3_with_skipped(location, extension)
+            .await
+            .map(|(files, _)| files)
+    }
+
+    /// [`Self::list_s3`], also returning the keys below the prefix that end in
+    /// `extension` but were skipped for a name starting with `_` or `.`.
+    pub async fn list_s3_with_skipped(
+        &self,
+        location: &Location,
+        extension: &str,
+    ) -> Result<(Vec<RemoteFile>, Vec<String>), Error> {
         let Location::S3 { bucket, key } = location else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         let (store, _) = self.resolve(location)?;
         let display = |path: &ObjectPath| format!("s3://{bucket}/{path}");
@@ -167,19 +179,20 @@ impl Stores {
                 })
                 .collect();
             files.sort_by(|a, b| a.path.cmp(&b.path));
-            return Ok(files);
+            return Ok((files, Vec::new()));
         }
 
         let (_, path) = self.resolve(location)?;
         if !key.is_empty() {
             match store.head(&path).await {
                 Ok(meta) => {
-                    return Ok(vec![RemoteFile {
+                    let file = RemoteFile {
                         display: display(&meta.location),
                         path: meta.location,
                         size: meta.size,
                         local: None,
-                    }]);
+                    };
+                    return Ok((vec![file], Vec::new()));
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {
@@ -198,6 +211,7 @@ impl Stores {
             .await
             .map_err(listing_error)?;
         let mut files = Vec::new();
+        let mut skipped = Vec::new();
         for meta in objects {
             let relative: Vec<&str> = meta
                 .location
@@ -211,7 +225,11 @@ impl Stores {
                 continue;
             };
             let hidden = |part: &&str| part.starts_with('.') || part.starts_with('_');
-            if hidden(name) || folders.iter().any(hidden) || !name.ends_with(extension) {
+            if folders.iter().any(hidden) || !name.ends_with(extension) {
+                continue;
+            }
+            if hidden(name) {
+                skipped.push(display(&meta.location));
                 continue;
             }
             if folders.iter().any(|part| !part.contains('=')) {
@@ -230,7 +248,7 @@ impl Stores {
             });
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+        Ok((files, skipped))
     }
 
     /// Checks that `prefix` in `bucket` can be listed with its settings.
@@ -447,6 +465,11 @@ pub fn describe_store_error(
             "set region to the store's own region: Garage's is the s3_region of its \
              configuration, and on AWS it is the bucket's region"
                 .to_string(),
+        )
+    } else if (code == "AccessDenied" || code == "Forbidden") && settings.skip_signature {
+        (
+            format!("bucket '{bucket}' does not allow this without credentials"),
+            "remove skip_signature and give an access key id and secret".to_string(),
         )
     } else if code == "AccessDenied" || code == "Forbidden" {
         (

@@ -93,7 +93,9 @@ impl Garage {
         let bytes = std::fs::read(file).unwrap();
         let store = self.client(&self.bucket);
         self.runtime
-            .block_on(store.put(&ObjectPath::parse(key).unwrap(), PutPayload::from(bytes)))
+            .block_on(
+                store.put(&ObjectPath::parse(key).unwrap(), PutPayload::from(bytes)),
+            )
             .unwrap();
     }
 
