@@ -212,13 +212,20 @@ fn draw_block(
             continue;
         };
         let mut weeks = 0.0;
+        let mut previous = start;
         loop {
             weeks += wait.sample(&mut rng);
             if weeks > horizon_weeks {
                 break;
             }
-            let day = start + (weeks * 7.0).floor() as i64;
-            columns.push(customer, day.min(last_day) as i32, spend(&mut rng));
+            // Orders carry dates, and orders of one day count as one purchase,
+            // so a purchase on the day of the one before moves to the next day.
+            let day = (start + (weeks * 7.0).round() as i64).max(previous + 1);
+            if day > last_day {
+                break;
+            }
+            previous = day;
+            columns.push(customer, day as i32, spend(&mut rng));
             if rng.random::<f64>() < dropout {
                 break;
             }
@@ -434,4 +441,219 @@ fn swap_in(staging: &Path, out: &Path) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&previous);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{AsArray, Date32Array, Decimal128Array, Int64Array};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::functions::fit::{fit_gamma_gamma, fit_purchase};
+    use crate::functions::models::{Customer, PurchaseKind};
+
+    /// Per customer: distinct purchase days with each day's total in dollars.
+    fn purchase_days(dir: &Path) -> BTreeMap<i64, BTreeMap<i32, f64>> {
+        let mut customers: BTreeMap<i64, BTreeMap<i32, f64>> = BTreeMap::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+            .collect();
+        files.sort();
+        for path in files {
+            let file = std::fs::File::open(path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids: &Int64Array = batch.column(0).as_primitive();
+                let days: &Date32Array = batch.column(1).as_primitive();
+                let amounts: &Decimal128Array = batch.column(3).as_primitive();
+                for row in 0..batch.num_rows() {
+                    let total = customers
+                        .entry(ids.value(row))
+                        .or_default()
+                        .entry(days.value(row))
+                        .or_default();
+                    *total += amounts.value(row) as f64 / 100.0;
+                }
+            }
+        }
+        customers
+    }
+
+    /// Returns the standard errors of the log-parameters at `theta`, from a
+    /// central-difference Hessian of the total negative log-likelihood `nll`.
+    // Matrix code reads best with indices.
+    #[allow(clippy::needless_range_loop)]
+    fn log_standard_errors(nll: impl Fn(&[f64]) -> f64, theta: &[f64]) -> Vec<f64> {
+        let n = theta.len();
+        let h = 1e-4;
+        let at = |steps: &[(usize, f64)]| {
+            let mut point = theta.to_vec();
+            for &(index, step) in steps {
+                point[index] += step;
+            }
+            nll(&point)
+        };
+        let mut hessian = vec![vec![0.0; n]; n];
+        for i in 0..n {
+            for j in 0..n {
+                hessian[i][j] = (at(&[(i, h), (j, h)])
+                    - at(&[(i, h), (j, -h)])
+                    - at(&[(i, -h), (j, h)])
+                    + at(&[(i, -h), (j, -h)]))
+                    / (4.0 * h * h);
+            }
+        }
+        // Invert by Gauss-Jordan elimination; the Hessian is small and positive
+        // definite at a maximum of the likelihood.
+        let mut inverse: Vec<Vec<f64>> = (0..n)
+            .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
+            .collect();
+        for column in 0..n {
+            let pivot = hessian[column][column];
+            for k in 0..n {
+                hessian[column][k] /= pivot;
+                inverse[column][k] /= pivot;
+            }
+            for row in 0..n {
+                if row != column {
+                    let factor = hessian[row][column];
+                    for k in 0..n {
+                        hessian[row][k] -= factor * hessian[column][k];
+                        inverse[row][k] -= factor * inverse[column][k];
+                    }
+                }
+            }
+        }
+        (0..n).map(|i| inverse[i][i].sqrt()).collect()
+    }
+
+    #[test]
+    fn fits_recover_generating_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("generated");
+        let metadata = generate(&out, 20_000, 3, 7, false).unwrap();
+        assert_eq!(metadata.customers, 20_000);
+        assert!(out.join(METADATA).is_file());
+        let process = Process::default();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let as_of = (process.last_day - epoch).num_days() as i32;
+
+        let customers = purchase_days(&out);
+        assert_eq!(customers.len(), 20_000);
+        let mut purchase_rows: BTreeMap<[u64; 3], f64> = BTreeMap::new();
+        let mut spend_rows: BTreeMap<[u64; 2], f64> = BTreeMap::new();
+        for days in customers.values() {
+            let first = *days.keys().next().unwrap();
+            let last = *days.keys().next_back().unwrap();
+            let frequency = (days.len() - 1) as f64;
+            let recency = f64::from(last - first) / 7.0;
+            let t = f64::from(as_of - first) / 7.0;
+            *purchase_rows
+                .entry([frequency.to_bits(), recency.to_bits(), t.to_bits()])
+                .or_default() += 1.0;
+            if days.len() > 1 {
+                let repeat: f64 = days.values().skip(1).sum::<f64>() / frequency;
+                *spend_rows
+                    .entry([frequency.to_bits(), repeat.to_bits()])
+                    .or_default() += 1.0;
+            }
+        }
+        let purchase: Vec<([f64; 3], f64)> = purchase_rows
+            .iter()
+            .map(|(key, weight)| (key.map(f64::from_bits), *weight))
+            .collect();
+        let fitted = fit_purchase(PurchaseKind::BgNbd, &purchase).unwrap();
+        let truth = [process.r, process.alpha, process.a, process.b];
+        let customers_rows: Vec<(Customer, f64)> = purchase
+            .iter()
+            .map(|([x, tx, t], weight)| {
+                (Customer::checked(*x, *tx, *t).unwrap(), *weight)
+            })
+            .collect();
+        let grouped = crate::functions::likelihood::GroupedRows::new(&customers_rows);
+        let total: f64 = purchase.iter().map(|row| row.1).sum();
+        let log_fitted: Vec<f64> = fitted.params.iter().map(|p| p.ln()).collect();
+        let errors = log_standard_errors(
+            |theta| crate::functions::likelihood::bgnbd(&grouped, theta).0 * total,
+            &log_fitted,
+        );
+        for ((name, value), (fit, error)) in ["r", "alpha", "a", "b"]
+            .iter()
+            .zip(truth)
+            .zip(log_fitted.iter().zip(&errors))
+        {
+            let z = (fit - value.ln()) / error;
+            eprintln!(
+                "BG/NBD {name}: fit {:.4}, true {value}, log error {error:.4}, z {z:.2}",
+                fit.exp()
+            );
+            assert!(
+                z.abs() < 4.0,
+                "BG/NBD {name}: fit {} against {value}, {z:.2} standard errors",
+                fit.exp()
+            );
+        }
+
+        let spend: Vec<([f64; 3], f64)> = spend_rows
+            .iter()
+            .map(|([x, m], weight)| {
+                ([f64::from_bits(*x), f64::from_bits(*m), 0.0], *weight)
+            })
+            .collect();
+        let fitted = fit_gamma_gamma(&spend).unwrap();
+        let log_fitted: Vec<f64> = fitted.params.iter().map(|p| p.ln()).collect();
+        let errors = log_standard_errors(
+            |theta| {
+                let model = crate::functions::models::gamma_gamma::GammaGamma::new(
+                    theta[0].exp(),
+                    theta[1].exp(),
+                    theta[2].exp(),
+                );
+                -spend
+                    .iter()
+                    .map(|([x, m, _], weight)| {
+                        weight * model.ln_likelihood(*x, *m).unwrap()
+                    })
+                    .sum::<f64>()
+            },
+            &log_fitted,
+        );
+        for ((name, value), (fit, error)) in ["p", "q", "v"]
+            .iter()
+            .zip([process.p, process.q, process.v])
+            .zip(log_fitted.iter().zip(&errors))
+        {
+            let z = (fit - value.ln()) / error;
+            eprintln!(
+                "Gamma-Gamma {name}: fit {:.4}, true {value}, log error {error:.4}, z {z:.2}",
+                fit.exp()
+            );
+            assert!(
+                z.abs() < 4.0,
+                "Gamma-Gamma {name}: fit {} against {value}, {z:.2} standard errors",
+                fit.exp()
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_same_data_whatever_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        let three = dir.path().join("three");
+        generate(&one, 20_000, 1, 11, false).unwrap();
+        generate(&three, 20_000, 3, 11, false).unwrap();
+        assert_eq!(purchase_days(&one), purchase_days(&three));
+        let other = dir.path().join("other");
+        generate(&other, 20_000, 1, 12, false).unwrap();
+        assert_ne!(purchase_days(&one), purchase_days(&other));
+    }
 }

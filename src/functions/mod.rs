@@ -6,7 +6,7 @@
 
 mod catalogue;
 pub mod fit;
-mod likelihood;
+pub(crate) mod likelihood;
 pub mod models;
 pub mod optimize;
 mod rfm;
