@@ -1,10 +1,10 @@
 //! `cra generate`: synthetic transactions drawn from the BG/NBD purchase process
 //! with Gamma-Gamma spend, in the columns of the CDNOW transactions.
 //!
-//! Every customer makes a first purchase on a day of the cohort window, then
-//! repeat purchases at exponential waiting times of rate λ ~ Gamma(r, alpha) per
-//! week, and after each repeat purchase stops with probability p ~ Beta(a, b), as
-//! the BG/NBD model assumes. Each order's amount is Gamma(p, ν) with ν ~
+//! Every customer makes a first purchase on a day of the cohort window. Repeat
+//! purchases follow at exponential waiting times of rate λ ~ Gamma(r, alpha) per
+//! week. After each repeat purchase the customer stops with probability
+//! p ~ Beta(a, b), as the BG/NBD model assumes. Each order's amount is Gamma(p, ν) with ν ~
 //! Gamma(q, v) per customer, as the Gamma-Gamma model assumes. Customers are
 //! drawn in blocks, each from its own random stream of the seed, so the data does
 //! not depend on the number of files or threads.

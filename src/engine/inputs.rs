@@ -68,8 +68,8 @@ pub async fn register(
     }
 
     let store = stores.store_for(&input.location)?;
-    // A local file that cannot be read is a bad input (exit 2); an object that
-    // cannot be read is a store failure (exit 1) with its cause named.
+    // A local file that cannot be read is a bad input (exit 2). An object that
+    // cannot be read is a store failure (exit 1), so its cause is named.
     let read_failed =
         |file: &RemoteFile, error: object_store::Error| match &input.location {
             Location::Local { .. } => Error::invalid(format!(
@@ -135,8 +135,8 @@ pub async fn register(
 }
 
 /// Lists the files of an input. The first flag is true when the location names
-/// one file rather than a folder, prefix or glob; the second when the folder has
-/// files that cra skips by name, so DataFusion must get the listed files.
+/// one file rather than a folder, prefix or glob. The second is true when the
+/// folder has files that cra skips by name, so DataFusion must get the list.
 async fn list_input(
     stores: &Stores,
     context: &str,

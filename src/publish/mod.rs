@@ -4,10 +4,10 @@
 //! The commit runs only after every output is complete and every check passed:
 //!
 //! 1. the new `_manifest.json` (and on local disk `_SUCCESS`) go into staging;
-//! 2. each destination takes in its new files: on local disk by renaming the
-//!    destination to `.cra-previous.<name>.<run>` and staging into its place
-//!    ([`local`]); in a bucket by journalling the change, taking the old markers
-//!    out and copying the new files in ([`s3`]);
+//! 2. each destination takes in its new files. On local disk the destination is
+//!    renamed to `.cra-previous.<name>.<run>` and staging into its place
+//!    ([`local`]). In a bucket the change is journalled, the old markers are taken
+//!    out and the new files are copied in ([`s3`]);
 //! 3. `_COMMITTED` is written into the run folder `.cra-run.<job>.<run>` beside
 //!    the first output: from here on the run counts as published;
 //! 4. each destination finishes: the previous folder goes; in a bucket the old
