@@ -783,4 +783,26 @@ outputs:
         .assert_code(2)
         .assert_stderr_contains("_tmp.parquet")
         .assert_stderr_contains("move the file out of the input folder");
+
+    // A glob matches hidden names too, and they are skipped as in folders.
+    let text = std::fs::read_to_string(workspace.path("job.yaml")).unwrap();
+    workspace.write(
+        "job.yaml",
+        text.replace("path: parts", "path: plain/*.parquet"),
+    );
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+
+    // Partition folders named with '_' or '.' would be hidden from readers.
+    let text = std::fs::read_to_string(workspace.path("job.yaml")).unwrap();
+    workspace.write(
+        "job.yaml",
+        text.replace(
+            "    path: out/plain\n",
+            "    path: out/plain\n    partition_by: [_p]\n",
+        ),
+    );
+    workspace
+        .cra(&["run", "job.yaml"])
+        .assert_code(2)
+        .assert_stderr_contains("partition column '_p' starts with '_' or '.'");
 }

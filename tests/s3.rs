@@ -368,8 +368,18 @@ fn storage_errors_name_cause() {
             ),
             &garage.bucket,
             2,
-            "an endpoint has no query, fragment or user",
+            "an endpoint has no query, fragment, user or spaces",
             "the scheme, the host and the port only",
+        ),
+        (
+            "endpoint with a port out of range",
+            format!(
+                "    endpoint: http://127.0.0.1:99999\n    region: garage\n{main_key}{quick}"
+            ),
+            &garage.bucket,
+            2,
+            "has the port '99999', which is not from 1 to 65535",
+            "",
         ),
         (
             "plain HTTP not allowed",
@@ -407,6 +417,10 @@ fn storage_errors_name_cause() {
             assert!(
                 stderr.contains(hint),
                 "{name} ({command:?}) lacks hint {hint:?}:\n{stderr}"
+            );
+            assert!(
+                !stderr.contains("hunter2secret"),
+                "{name}: the password is shown:\n{stderr}"
             );
             run.assert_no_panic();
         }
@@ -613,6 +627,7 @@ outputs:
         (format!("s3://{bucket}/odd/50%/out"), 2),
         (format!("s3://{bucket}/odd/a#b/out"), 2),
         (format!("s3://{bucket}/odd/.cra-staging.out.x"), 2),
+        (format!("s3://{bucket}/odd/.cra-staging.o.keep/t"), 2),
         ("out/.cra-lock.x".to_string(), 2),
     ] {
         workspace.write("bad.yaml", job(&path));
@@ -630,6 +645,13 @@ fn s3_globs_match_like_local() {
     let file = workspace.path("data/transactions.parquet");
     for name in ["a.parquet", "b.parquet", "long.parquet", "sub/c.parquet"] {
         garage.upload(&file, &format!("glob/{name}"));
+    }
+    // Hidden names and another run's staging match the patterns but are skipped.
+    for name in ["_h.parquet", ".h.parquet", ".cra-staging.x.r/c.parquet"] {
+        garage.upload(
+            &workspace.path("data/transactions.parquet"),
+            &format!("glob/{name}"),
+        );
     }
     for (pattern, files) in [
         ("*.parquet", 3),

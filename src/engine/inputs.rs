@@ -162,13 +162,25 @@ async fn list_input(
             location.display()
         ))
     })?;
-    let skipped: Vec<String> = if single || location.is_glob() {
-        Vec::new()
+    let (listed, skipped): (Vec<_>, Vec<String>) = if single {
+        (listed, Vec::new())
+    } else if location.is_glob() {
+        // A glob matches hidden files too; they are skipped as in folders.
+        let root = crate::storage::glob_root(path);
+        let (hidden, kept): (Vec<_>, Vec<_>) =
+            listed.into_iter().partition(|(file, _)| {
+                file.strip_prefix(&root)
+                    .unwrap_or(file)
+                    .components()
+                    .any(|part| {
+                        let part = part.as_os_str().to_string_lossy();
+                        part.starts_with('.') || part.starts_with('_')
+                    })
+            });
+        (kept, hidden.iter().map(|(file, _)| shown(file)).collect())
     } else {
-        crate::storage::skipped_data_files(path, extension)
-            .iter()
-            .map(|file| shown(file))
-            .collect()
+        let skipped = crate::storage::skipped_data_files(path, extension);
+        (listed, skipped.iter().map(|file| shown(file)).collect())
     };
     let mut files = Vec::with_capacity(listed.len());
     for (path, size) in listed {

@@ -895,13 +895,14 @@ impl Resolver<'_> {
             }
             Ok(location)
                 if location
-                    .parent()
-                    .is_some_and(|(_, name)| name.starts_with(".cra-")) =>
+                    .display()
+                    .split('/')
+                    .any(|part| part.starts_with(".cra-")) =>
             {
                 self.problem(
                     &spec.path,
                     format!(
-                        "output '{table}': path '{}' has a name that starts with '.cra-', \
+                        "output '{table}': path '{}' has a part that starts with '.cra-', \
                          which cra keeps for staging and locks",
                         location.display()
                     ),
@@ -970,6 +971,16 @@ impl Resolver<'_> {
                     column,
                     format!("output '{table}': empty partition column"),
                     None,
+                );
+            } else if column.value.trim().starts_with(['_', '.']) {
+                self.problem(
+                    column,
+                    format!(
+                        "output '{table}': partition column '{}' starts with '_' or '.', so \
+                         its folders would be hidden from readers, cra included",
+                        column.value.trim()
+                    ),
+                    Some("rename the column in the stage, such as with AS".to_string()),
                 );
             } else {
                 partition_by.push(column.value.trim().to_string());

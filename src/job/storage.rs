@@ -127,9 +127,11 @@ impl Resolver<'_> {
         ];
         for (key, env, get) in flags {
             let value = self.find_flag(layers, key, get).or_else(|| {
-                std::env::var(env)
-                    .ok()
-                    .map(|v| v.eq_ignore_ascii_case("true"))
+                std::env::var(env).ok().map(|value| {
+                    ["true", "1", "yes"]
+                        .iter()
+                        .any(|yes| value.trim().eq_ignore_ascii_case(yes))
+                })
             });
             if let Some(value) = value {
                 match key {
@@ -302,6 +304,14 @@ impl Resolver<'_> {
             }
             None => format!("{}: {} {message}", self.file, found.source),
         };
+        // Several buckets share the section's settings, so report each once.
+        if self
+            .problems
+            .iter()
+            .any(|problem| problem.message() == message)
+        {
+            return;
+        }
         let mut error = crate::error::Error::invalid(message);
         if let Some(hint) = hint {
             error = error.with_hint(hint);
@@ -463,10 +473,27 @@ fn check_endpoint(text: &str, allow_http: bool) -> Result<(), (String, Option<St
     if rest.is_empty() || rest.starts_with('/') {
         return Err((format!("'{text}' names no host"), None));
     }
-    if let Some(bad) = rest.chars().find(|c| ['?', '#', '@'].contains(c)) {
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| ['?', '#', '@'].contains(c) || c.is_whitespace())
+    {
+        // A user part may hold a password, so the endpoint is not shown.
         return Err((
-            format!("'{text}' has {bad:?}; an endpoint has no query, fragment or user"),
+            format!(
+                "{scheme}://... has {bad:?}; an endpoint has no query, fragment, user or \
+                 spaces"
+            ),
             Some("write the scheme, the host and the port only".into()),
+        ));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !authority.ends_with(']')
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err((
+            format!("'{text}' has the port '{port}', which is not from 1 to 65535"),
+            None,
         ));
     }
     if let Some(path) = rest.find('/').map(|at| &rest[at..]) {

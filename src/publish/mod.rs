@@ -403,7 +403,14 @@ impl Publisher {
             }
         }
         if failed.is_empty() {
-            return error;
+            tracing::warn!("every destination was restored as it was before the run");
+            let restored = "nothing was published: every destination was restored as it \
+                            was before the run";
+            let hint = match error.hint() {
+                Some(hint) => format!("{hint}; {restored}"),
+                None => restored.to_string(),
+            };
+            return error.with_hint(hint);
         }
         error.with_hint(format!(
             "cannot restore {} yet; the next run of job '{}' rolls it back before it \

@@ -31,6 +31,8 @@ use crate::error::Error;
 use crate::storage::{Location, Stores};
 
 const JOURNAL: &str = "_journal.json";
+/// Times a prefix is listed and emptied before its removal counts as done.
+const REMOVE_PASSES: usize = 3;
 /// Copies and deletes in flight at once.
 const CONCURRENCY: usize = 16;
 
@@ -303,14 +305,21 @@ impl S3Destination {
 
     /// Deletes every object below `prefix`, the journal last.
     async fn remove_prefix(&self, prefix: &Location) -> Result<(), Error> {
-        let mut names = self.list(prefix).await?;
-        let journal = names
-            .iter()
-            .position(|name| name == JOURNAL)
-            .map(|at| names.remove(at));
-        self.delete_all(prefix, &names).await?;
-        if let Some(journal) = journal {
-            self.delete_all(prefix, &[journal]).await?;
+        // A listing right after many writes may miss some of them (seen with
+        // Garage), so the prefix is listed again until it is empty.
+        for _ in 0..REMOVE_PASSES {
+            let mut names = self.list(prefix).await?;
+            if names.is_empty() {
+                return Ok(());
+            }
+            let journal = names
+                .iter()
+                .position(|name| name == JOURNAL)
+                .map(|at| names.remove(at));
+            self.delete_all(prefix, &names).await?;
+            if let Some(journal) = journal {
+                self.delete_all(prefix, &[journal]).await?;
+            }
         }
         Ok(())
     }
@@ -511,12 +520,25 @@ pub(super) async fn remove_prefix(
     prefix: &Location,
 ) -> Result<(), Error> {
     let (store, path) = stores.resolve(prefix)?;
-    let paths = store.list(Some(&path)).map_ok(|meta| meta.location).boxed();
-    let results: Vec<_> = store.delete_stream(paths).collect().await;
-    for result in results {
-        match result {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(stores.error(prefix, "cannot delete in", &error)),
+    for _ in 0..REMOVE_PASSES {
+        let listed: Vec<_> = store
+            .list(Some(&path))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|error| stores.error(prefix, "cannot list", &error))?;
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let paths = futures::stream::iter(listed.into_iter().map(Ok)).boxed();
+        let results: Vec<_> = store.delete_stream(paths).collect().await;
+        for result in results {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => {
+                    return Err(stores.error(prefix, "cannot delete in", &error));
+                }
+            }
         }
     }
     Ok(())

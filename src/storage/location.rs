@@ -386,7 +386,7 @@ impl Default for S3Settings {
             virtual_hosted_style: false,
             allow_http: false,
             skip_signature: false,
-            // With object_store's backoff (0.1 s, doubling, at most 15 s), ten
+            // With the backoff the clients use (1 s, growing to at most 15 s), ten
             // retries span about a minute, bounded by `retry_timeout`.
             retries: 10,
             retry_timeout: Duration::from_secs(60),

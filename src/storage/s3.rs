@@ -171,6 +171,14 @@ impl Stores {
             let mut files: Vec<RemoteFile> = objects
                 .into_iter()
                 .filter(|meta| pattern.matches_with(meta.location.as_ref(), options))
+                // Staging of other runs and hidden files are skipped, as in folders.
+                .filter(|meta| {
+                    !meta
+                        .location
+                        .as_ref()
+                        .split('/')
+                        .any(|part| part.starts_with('.') || part.starts_with('_'))
+                })
                 .map(|meta| RemoteFile {
                     display: display(&meta.location),
                     path: meta.location,
@@ -356,10 +364,17 @@ fn build_client(
     if settings.endpoint.is_none() {
         client = client.with_allow_http(false);
     }
+    // object_store's own backoff starts at 0.1 s, so ten retries pass within
+    // about 1.5 s. Starting at 1 s and growing to 15 s, they span about a
+    // minute, which `retry_timeout` bounds.
     let retry = RetryConfig {
         max_retries: settings.retries,
         retry_timeout: settings.retry_timeout,
-        ..RetryConfig::default()
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(15),
+            base: 2.0,
+        },
     };
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
