@@ -88,6 +88,60 @@ struct GenerateArgs {
     force: bool,
 }
 
+/// Execution settings, over the job's `engine:` section.
+#[derive(Debug, Clone, Args)]
+struct EngineArgs {
+    /// Memory that sorts, aggregations and joins may hold before they spill, such
+    /// as 4G or 512M.
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+
+    /// Folder for spill files; the system's temporary folder otherwise.
+    #[arg(long, value_name = "PATH")]
+    spill_dir: Option<PathBuf>,
+
+    /// Partitions DataFusion splits each plan into; the number of cores otherwise.
+    #[arg(long, value_name = "N")]
+    target_partitions: Option<usize>,
+
+    /// Rows per record batch; 8192 otherwise.
+    #[arg(long, value_name = "ROWS")]
+    batch_size: Option<usize>,
+}
+
+impl EngineArgs {
+    /// Applies the flags over the job's settings.
+    fn apply(&self, job: &mut JobPlan) -> Result<(), Error> {
+        if let Some(text) = &self.memory_limit {
+            let bytes = crate::job::plan::parse_size(text).map_err(|message| {
+                Error::invalid(format!("--memory-limit: {message}"))
+            })?;
+            job.engine.memory_limit = Some(bytes);
+        }
+        if let Some(dir) = &self.spill_dir {
+            job.engine.spill_dir =
+                Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+        }
+        for (flag, value, slot) in [
+            (
+                "--target-partitions",
+                self.target_partitions,
+                &mut job.engine.target_partitions,
+            ),
+            ("--batch-size", self.batch_size, &mut job.engine.batch_size),
+        ] {
+            match value {
+                Some(0) => {
+                    return Err(Error::invalid(format!("{flag} must be at least 1")));
+                }
+                Some(number) => *slot = Some(number),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Job file (YAML).
@@ -109,6 +163,9 @@ struct RunArgs {
     /// 64 characters.
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +184,9 @@ struct ExplainArgs {
     /// Sets a parameter, parsed by its declared type. Repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +203,9 @@ struct ValidateArgs {
     /// Sets a parameter, parsed by its declared type. Repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -346,7 +409,8 @@ fn check_run_id(id: &str) -> Result<String, Error> {
 async fn validate(args: ValidateArgs) -> Result<(), Error> {
     let started = Instant::now();
     let overrides = parse_overrides(&args.params)?;
-    let job = job::load(&args.job, &overrides)?;
+    let mut job = job::load(&args.job, &overrides)?;
+    args.engine.apply(&mut job)?;
     let engine = Engine::new(&job)?;
     if args.check_storage {
         check_storage(&job, engine.stores()).await?;
@@ -463,7 +527,8 @@ async fn check_storage(
 
 async fn explain(args: ExplainArgs) -> Result<(), Error> {
     let overrides = parse_overrides(&args.params)?;
-    let job = job::load(&args.job, &overrides)?;
+    let mut job = job::load(&args.job, &overrides)?;
+    args.engine.apply(&mut job)?;
     let engine = Engine::new(&job)?;
     engine.prepare(&job).await?;
     // Materialized stages that --analyze computes go to a scratch folder.
@@ -539,7 +604,8 @@ async fn run_job(
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let overrides = parse_overrides(&args.params)?;
-    let job = job::load(&args.job, &overrides)?;
+    let mut job = job::load(&args.job, &overrides)?;
+    args.engine.apply(&mut job)?;
     if let Some(path) = summary_path.as_deref()
         && let Err(error) = crate::summary::check_target(path, &args.job, Some(&job))
     {

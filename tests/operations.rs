@@ -661,3 +661,108 @@ fn range_treats_negative_zero_as_zero() {
     let run = workspace.cra(&["run", "job.yaml"]);
     run.assert_code(0);
 }
+
+#[test]
+fn memory_limit_spills_sort_and_keeps_output() {
+    let workspace = Workspace::new();
+    workspace
+        .cra(&[
+            "generate",
+            "--customers",
+            "200000",
+            "--out",
+            "data/generated",
+        ])
+        .assert_code(0);
+    workspace.write(
+        "job.yaml",
+        "name: spill
+inputs:
+  transactions:
+    path: data/generated
+stages:
+  - name: ordered
+    query: SELECT customer_id, order_date, amount FROM transactions
+outputs:
+  - table: ordered
+    path: out/ordered
+    sort_by: [amount desc, customer_id, order_date]
+engine:
+  target_partitions: 2
+",
+    );
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+    let sorted = "SELECT * FROM t ORDER BY amount DESC, customer_id, order_date";
+    let unlimited = common::query_parquet(&workspace.path("out/ordered"), sorted);
+
+    let spill = workspace.path("spill");
+    let spill_arg = spill.to_string_lossy().into_owned();
+    let run = workspace.cra(&[
+        "run",
+        "job.yaml",
+        "--memory-limit",
+        "32M",
+        "--spill-dir",
+        &spill_arg,
+        "--batch-size",
+        "4096",
+    ]);
+    run.assert_code(0);
+    let limited = common::query_parquet(&workspace.path("out/ordered"), sorted);
+    assert_eq!(limited.len(), unlimited.len());
+    assert!(
+        limited == unlimited,
+        "the output under a memory limit differs"
+    );
+
+    // The same sort as a stage, explained with its metrics, spills to disk.
+    workspace.write(
+        "sorted.yaml",
+        "name: sorted
+inputs:
+  transactions:
+    path: data/generated
+stages:
+  - name: ordered
+    query: |
+      SELECT customer_id, order_date, amount FROM transactions
+      ORDER BY amount DESC, customer_id, order_date
+outputs:
+  - table: ordered
+    path: out/sorted
+engine:
+  target_partitions: 2
+",
+    );
+    let explained = workspace.cra(&[
+        "explain",
+        "sorted.yaml",
+        "--analyze",
+        "--memory-limit",
+        "32M",
+    ]);
+    explained.assert_code(0);
+    let stdout = explained.stdout();
+    let spills: u64 = stdout
+        .split("spill_count=")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(spills > 0, "no operator spilled:\n{stdout}");
+
+    // A limit too small for one batch fails the run, and says what to change.
+    workspace
+        .cra(&["run", "job.yaml", "--memory-limit", "1K"])
+        .assert_code(1)
+        .assert_stderr_contains("memory");
+    for bad in [["--memory-limit", "lots"], ["--target-partitions", "0"]] {
+        let mut args = vec!["run", "job.yaml"];
+        args.extend(bad);
+        workspace.cra(&args).assert_code(2);
+    }
+}

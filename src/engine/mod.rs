@@ -67,7 +67,42 @@ impl Engine {
         let mut config = SessionConfig::new();
         // Spans let planning errors point at a line and column of the SQL.
         config.options_mut().sql_parser.collect_spans = true;
-        let mut ctx = SessionContext::new_with_config(config);
+        if let Some(partitions) = job.engine.target_partitions {
+            config = config.with_target_partitions(partitions);
+        }
+        if let Some(rows) = job.engine.batch_size {
+            config = config.with_batch_size(rows);
+        }
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if let Some(bytes) = job.engine.memory_limit {
+            // A sort reserves this much up front for merging its spill files
+            // (10 MiB by default), which a small limit cannot give every sort.
+            let execution = &mut config.options_mut().execution;
+            execution.sort_spill_reservation_bytes = execution
+                .sort_spill_reservation_bytes
+                .min(bytes as usize / 16);
+            // A fair pool gives each spilling operator its share, so a sort and
+            // an aggregation can both spill instead of one starving the other.
+            let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(bytes as usize),
+                std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
+        }
+        if let Some(dir) = &job.engine.spill_dir {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                Error::run(format!(
+                    "{}: cannot create the spill folder '{}': {error}",
+                    job.file,
+                    dir.display()
+                ))
+            })?;
+            runtime = runtime.with_temp_file_path(dir);
+        }
+        let runtime = runtime.build_arc().map_err(|error| {
+            Error::run(format!("{}: cannot set up the session: {error}", job.file))
+        })?;
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         let stores = Stores::new(&job.storage)?;
         for (url, store) in stores.s3_clients() {
             let url = url::Url::parse(&url).map_err(|error| {

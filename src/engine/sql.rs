@@ -205,6 +205,16 @@ pub struct Described {
 /// Reduces a DataFusion error to a message, a position and a hint.
 pub fn describe(error: &DataFusionError) -> Described {
     let mut described = Described::default();
+    if let DataFusionError::ResourcesExhausted(message) = error.find_root() {
+        let first = message.lines().next().unwrap_or_default();
+        described.message = format!("resources exhausted: {first}");
+        described.hint = Some(
+            "raise --memory-limit (or engine.memory_limit): sorts and aggregations spill \
+             to disk, but each still needs some memory, and so does the Parquet writer"
+                .to_string(),
+        );
+        return described;
+    }
     if let Some(store_error) = crate::storage::find_store_error(error) {
         let (message, hint) = crate::storage::describe_store_error_in_text(store_error);
         described.message = message;

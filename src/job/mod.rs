@@ -14,6 +14,6 @@ mod storage;
 pub use load::load;
 pub use params::ParamValue;
 pub use plan::{
-    CheckKind, CheckPlan, InputPlan, JobPlan, OutputPlan, ParamPlan, SortKey, SqlOrigin,
-    StagePlan,
+    CheckKind, CheckPlan, EnginePlan, InputPlan, JobPlan, OutputPlan, ParamPlan, SortKey,
+    SqlOrigin, StagePlan,
 };

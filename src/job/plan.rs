@@ -38,6 +38,51 @@ pub struct JobPlan {
     pub outputs: Vec<OutputPlan>,
     /// Settings of every bucket that an input or output is in.
     pub storage: crate::storage::StoragePlan,
+    /// Execution settings.
+    pub engine: EnginePlan,
+}
+
+/// Execution settings of the DataFusion session; `None` keeps DataFusion's
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnginePlan {
+    /// Bytes that sorts, aggregations and joins may hold before they spill.
+    pub memory_limit: Option<u64>,
+    /// Folder for spill files.
+    pub spill_dir: Option<PathBuf>,
+    /// Partitions of each plan.
+    pub target_partitions: Option<usize>,
+    /// Rows per record batch.
+    pub batch_size: Option<usize>,
+}
+
+/// Parses a size such as `4G`, `512M`, `64KiB` or a number of bytes, with units
+/// in powers of 1024.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 4G or 512M"))?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches("IB").trim_end_matches('B');
+    let scale: u64 = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("'{text}' has an unknown unit; use K, M, G or T")),
+    };
+    let bytes = number * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(format!("'{text}' is not a size above zero"));
+    }
+    Ok(bytes as u64)
 }
 
 /// A parameter with its value.
@@ -282,6 +327,7 @@ pub fn resolve(
         .collect();
     let outputs = resolver.outputs(&spec, &inputs, &stage_names);
     let storage = resolver.storage(spec.storage.as_ref(), &inputs, &outputs);
+    let engine = resolver.engine(spec.engine.as_ref());
 
     if !resolver.problems.is_empty() {
         return Err(Error::many(resolver.problems));
@@ -296,6 +342,7 @@ pub fn resolve(
         stages,
         outputs,
         storage,
+        engine,
     })
 }
 
@@ -335,6 +382,61 @@ impl Resolver<'_> {
             error = error.with_hint(hint);
         }
         self.problems.push(error);
+    }
+
+    /// Resolves the `engine:` section.
+    fn engine(&mut self, spec: Option<&super::spec::EngineSpec>) -> EnginePlan {
+        let mut plan = EnginePlan::default();
+        let Some(spec) = spec else {
+            return plan;
+        };
+        let text = |value: &ScalarSpec| match value {
+            ScalarSpec::String(text) => text.clone(),
+            ScalarSpec::Int(number) => number.to_string(),
+            ScalarSpec::Float(number) => number.to_string(),
+            ScalarSpec::Bool(flag) => flag.to_string(),
+        };
+        if let Some(limit) = &spec.memory_limit {
+            match parse_size(&text(&limit.value)) {
+                Ok(bytes) => plan.memory_limit = Some(bytes),
+                Err(message) => {
+                    self.problem(limit, format!("engine.memory_limit: {message}"), None)
+                }
+            }
+        }
+        if let Some(dir) = &spec.spill_dir {
+            match self.location(dir) {
+                Ok(Location::Local { path, .. }) => plan.spill_dir = Some(path),
+                Ok(_) => self.problem(
+                    dir,
+                    "engine.spill_dir must be a local folder".into(),
+                    None,
+                ),
+                Err(message) => {
+                    self.problem(dir, format!("engine.spill_dir: {message}"), None)
+                }
+            }
+        }
+        for (key, value, slot) in [
+            (
+                "target_partitions",
+                &spec.target_partitions,
+                &mut plan.target_partitions,
+            ),
+            ("batch_size", &spec.batch_size, &mut plan.batch_size),
+        ] {
+            if let Some(value) = value {
+                match text(&value.value).trim().parse::<usize>() {
+                    Ok(number) if number >= 1 => *slot = Some(number),
+                    _ => self.problem(
+                        value,
+                        format!("engine.{key} must be a whole number of at least 1"),
+                        None,
+                    ),
+                }
+            }
+        }
+        plan
     }
 
     /// Resolves a path from the job file, with `${env:NAME}` references expanded.

@@ -29,6 +29,27 @@ pub struct JobSpec {
     /// How to reach the object stores that inputs and outputs name.
     #[serde(default)]
     pub storage: Option<StorageSpec>,
+    /// Execution settings of the DataFusion session.
+    #[serde(default)]
+    pub engine: Option<EngineSpec>,
+}
+
+/// The `engine:` section; command-line flags of the same names override it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Memory the run may use for sorts, aggregations and joins, such as `4G`.
+    #[serde(default)]
+    pub memory_limit: Option<Spanned<ScalarSpec>>,
+    /// Folder for spill files, relative to the job file's folder.
+    #[serde(default)]
+    pub spill_dir: Option<Spanned<String>>,
+    /// Partitions DataFusion splits each plan into.
+    #[serde(default)]
+    pub target_partitions: Option<Spanned<ScalarSpec>>,
+    /// Rows per record batch.
+    #[serde(default)]
+    pub batch_size: Option<Spanned<ScalarSpec>>,
 }
 
 /// The `storage:` section.
