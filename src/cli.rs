@@ -83,7 +83,7 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     files: usize,
 
-    /// Replaces a folder that holds files but no earlier generate output.
+    /// Replaces a folder that contains files but no earlier generate output.
     #[arg(long)]
     force: bool,
 }

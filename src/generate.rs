@@ -79,7 +79,7 @@ impl Default for Process {
     }
 }
 
-/// What `cra generate` writes into [`METADATA`].
+/// The contents of [`METADATA`], written by `cra generate`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata {
     /// cra version that drew the data.
@@ -413,7 +413,7 @@ fn check_replaceable(out: &Path, force: bool) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::invalid(format!(
-        "--out '{}' exists and holds no cra generate output",
+        "--out '{}' exists and contains no cra generate output",
         out.display()
     ))
     .with_hint("pass --force to replace its contents, or choose another folder"))

@@ -86,7 +86,7 @@ fn generate_replaces_only_its_own_output() {
     workspace
         .cra(&["generate", "--customers", "10", "--out", "foreign"])
         .assert_code(2)
-        .assert_stderr_contains("holds no cra generate output");
+        .assert_stderr_contains("contains no cra generate output");
     assert!(workspace.path("foreign/notes.txt").is_file());
     for bad in [["--customers", "0"], ["--files", "0"]] {
         let mut args = vec!["generate", "--out", "x"];

@@ -755,7 +755,7 @@ engine:
         .sum();
     assert!(spills > 0, "no operator spilled:\n{stdout}");
 
-    // A limit too small for one batch fails the run, and says what to change.
+    // A limit too small for one batch fails the run, with a hint on what to change.
     workspace
         .cra(&["run", "job.yaml", "--memory-limit", "1K"])
         .assert_code(1)

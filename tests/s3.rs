@@ -108,7 +108,7 @@ fn s3_rerun_replaces_every_file() {
     for key in data(&first) {
         assert!(!second.contains_key(&key), "{key} of the first run remains");
     }
-    // The destination holds exactly the files its manifest lists, and the markers.
+    // The destination contains exactly the files its manifest lists, and the markers.
     let manifest: serde_json::Value =
         serde_json::from_slice(&second["_manifest.json"]).unwrap();
     let mut listed: Vec<String> = manifest["files"]
@@ -255,7 +255,7 @@ fn storage_errors_name_cause() {
     // A port that accepts connections and never responds.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
-    // The thread holds every connection open until the test process ends.
+    // The thread keeps every connection open until the test process ends.
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in silent.incoming() {
@@ -463,7 +463,7 @@ fn credentials_never_shown() {
         seen.push(String::from_utf8_lossy(&output.stderr).into_owned());
         seen.push(std::fs::read_to_string(&summary).unwrap());
     }
-    // A failing run: its error names the store's answer, not the secret.
+    // A failing run: its error names the store's error code, not the secret.
     let text = std::fs::read_to_string(workspace.path(&job)).unwrap();
     workspace.write(
         &job,

@@ -359,7 +359,7 @@ async fn parquet_columns(
     Ok(columns)
 }
 
-/// Why a Parquet footer could not be read.
+/// The reason a Parquet footer could not be read.
 #[derive(Debug)]
 pub(crate) enum FooterError {
     /// The store failed to return the bytes.

@@ -3,7 +3,7 @@
 //! For each output, the destination (if any) is renamed to
 //! `.cra-previous.<name>.<run>` and the staging folder to the destination. A
 //! destination that did not exist gets a previous folder holding `_CRA_ABSENT`,
-//! so a roll back knows to remove the new output instead of restoring one.
+//! so a roll back removes the new output instead of restoring one.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -81,7 +81,7 @@ impl LocalDestination {
     }
 
     /// Rolls back or finishes what interrupted runs left beside the destination;
-    /// `committed` tells whether a run reached its commit point.
+    /// `committed` returns whether a run reached its commit point.
     pub(super) fn recover(&self, committed: &dyn Fn(&str) -> bool) -> Result<(), Error> {
         for (_, path) in leftovers(&self.target, ".cra-staging.") {
             tracing::info!(path = %path.display(), "removing staging of an interrupted run");

@@ -36,7 +36,7 @@ const REMOVE_PASSES: usize = 3;
 /// Copies and deletes in flight at once.
 const CONCURRENCY: usize = 16;
 
-/// What a commit changes in one destination, written before it changes anything.
+/// The record of a commit's changes to one destination, written before any change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Journal {
     /// Objects the destination held, relative to it, markers excluded.
@@ -122,7 +122,7 @@ impl S3Destination {
     }
 
     /// Rolls back or finishes what interrupted runs left beside the destination;
-    /// `committed` tells whether a run reached its commit point.
+    /// `committed` returns whether a run reached its commit point.
     pub(super) async fn recover(
         &self,
         leftovers: &[(String, bool)],
@@ -569,7 +569,7 @@ pub(super) async fn prefixes_named(
 /// How long a lock on an S3 output counts as held without a heartbeat.
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What a run writes into its lock object.
+/// The contents of a run's lock object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LockRecord {
     run_id: String,
@@ -591,9 +591,9 @@ fn host_name() -> String {
 /// `p/.cra-lock.<name>.<token>`, once, then lists the lock objects beside it. The
 /// one the store wrote first, by its own clock and then by token, owns the
 /// output, and every later run deletes its own object and stops. The owner writes
-/// `p/.cra-heartbeat.<name>.<token>` every 20 seconds; a lock whose last heartbeat
-/// is older than a minute, or whose process on this host is gone, belongs to an
-/// ended run and is removed.
+/// `p/.cra-heartbeat.<name>.<token>` every 20 seconds. A lock whose last
+/// heartbeat is older than a minute, or whose process on this host is gone,
+/// belongs to an ended run and is removed.
 pub(super) struct S3Lock {
     stores: Stores,
     lock: Location,

@@ -100,7 +100,7 @@ impl Location {
         }
     }
 
-    /// Returns the folder or prefix that holds this location and the last part
+    /// Returns the folder or prefix that contains this location and the last part
     /// of its name; `None` for a bucket or file system root.
     pub fn parent(&self) -> Option<(Location, String)> {
         match self {
@@ -357,8 +357,8 @@ pub struct S3Settings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub timeout: Duration,
-    /// Where each setting that is not a default came from, by key: a position
-    /// in the job file or the name of an environment variable.
+    /// Source of each setting that is not a default, by key: a position in the
+    /// job file or the name of an environment variable.
     pub sources: BTreeMap<&'static str, String>,
 }
 

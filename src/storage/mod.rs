@@ -1,6 +1,6 @@
 //! Object stores by URL: the local file system and S3-compatible buckets.
 //!
-//! [`location`] holds the resolved locations and settings, with no network code,
+//! [`location`] contains the resolved locations and settings, with no network code,
 //! so the job loader can use it alone. [`Stores`] builds one client per bucket
 //! a job names and turns store errors into messages that name the cause.
 

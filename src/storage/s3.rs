@@ -315,7 +315,7 @@ impl Stores {
 }
 
 /// Settings of every bucket this process has a client for, so errors that reach
-/// the user through DataFusion can still say where a setting came from.
+/// the user through DataFusion can still name the source of a setting.
 fn known_settings() -> &'static std::sync::RwLock<BTreeMap<String, S3Settings>> {
     static KNOWN: std::sync::OnceLock<std::sync::RwLock<BTreeMap<String, S3Settings>>> =
         std::sync::OnceLock::new();
@@ -550,7 +550,7 @@ pub fn find_store_error<'a>(
     None
 }
 
-/// Returns what the store or the connection said, without the request URL:
+/// Returns the store's or the connection's error, without the request URL:
 /// the S3 error code and message, or the innermost transport error.
 fn short_detail(text: &str) -> String {
     if let Some(code) = xml_element(text, "Code") {

@@ -181,7 +181,7 @@ impl Garage {
     }
 
     /// Starts the server again on its data and ports, records its process id
-    /// for `scripts/garage stop`, and waits until it answers.
+    /// for `scripts/garage stop`, and waits until it responds.
     pub fn restart(&self) {
         let dir = var("CRA_TEST_S3_DIR");
         let log = std::fs::OpenOptions::new()
