@@ -16,13 +16,17 @@ WITH purchase_days AS (
     GROUP BY customer_id, order_date
 ),
 customers AS (
+    -- first_day_amount is taken by the aggregation itself, not by joining
+    -- purchase_days back on the first day: a hash join keeps its whole build
+    -- side in memory and cannot spill.
     SELECT
         customer_id,
         MIN(order_date) AS first_purchase,
         MAX(order_date) AS last_purchase,
         COUNT(*) AS days_with_purchase,
         SUM(day_orders) AS orders,
-        SUM(day_amount) AS total_spend
+        SUM(day_amount) AS total_spend,
+        FIRST_VALUE(day_amount ORDER BY order_date) AS first_day_amount
     FROM purchase_days
     GROUP BY customer_id
 )
@@ -34,7 +38,7 @@ SELECT
     CAST(CAST($as_of AS INT) - CAST(c.first_purchase AS INT) AS DOUBLE) / 7.0 AS t,
     CASE
         WHEN c.days_with_purchase > 1
-            THEN CAST(c.total_spend - d.day_amount AS DOUBLE)
+            THEN CAST(c.total_spend - c.first_day_amount AS DOUBLE)
                 / CAST(c.days_with_purchase - 1 AS DOUBLE)
         ELSE 0.0
     END AS monetary_value,
@@ -43,5 +47,3 @@ SELECT
     c.orders,
     CAST(c.total_spend AS DECIMAL(12, 2)) AS total_spend
 FROM customers c
-JOIN purchase_days d
-    ON d.customer_id = c.customer_id AND d.order_date = c.first_purchase

@@ -12,15 +12,37 @@
 --              'lapsed'   everyone else
 --              BG/NBD gives p_alive = 1 to every customer without a repeat
 --              purchase, so the weeks since the last purchase decide for them.
+--
+-- No window runs over the customers: as in rfm_scores.sql, the lowest clv_12m of
+-- each tier comes from the count of each distinct value, summed from the highest
+-- value down, and each customer is compared with those two bounds.
+WITH customers AS (
+    SELECT COUNT(*) AS n FROM customer_predictions
+),
+clv_counts AS (
+    SELECT clv_12m AS v, COUNT(*) AS c
+    FROM customer_predictions
+    WHERE clv_12m IS NOT NULL
+    GROUP BY clv_12m
+),
+-- above: customers whose clv_12m is higher than v.
+clv_running AS (
+    SELECT v, SUM(c) OVER (ORDER BY v DESC ROWS UNBOUNDED PRECEDING) - c AS above
+    FROM clv_counts
+),
+tier_bounds AS (
+    SELECT
+        MIN(CASE WHEN 5 * r.above < n.n THEN r.v END) AS high_from,
+        MIN(CASE WHEN 2 * r.above < n.n THEN r.v END) AS medium_from
+    FROM clv_running r CROSS JOIN customers n
+)
 SELECT
     p.*,
     rfm_segment(p.r_score, p.f_score, p.m_score) AS rfm_segment,
     CASE
         WHEN p.clv_12m IS NULL THEN NULL
-        WHEN CAST(RANK() OVER (ORDER BY p.clv_12m DESC NULLS LAST) - 1 AS DOUBLE)
-            < 0.2 * CAST(COUNT(*) OVER () AS DOUBLE) THEN 'high'
-        WHEN CAST(RANK() OVER (ORDER BY p.clv_12m DESC NULLS LAST) - 1 AS DOUBLE)
-            < 0.5 * CAST(COUNT(*) OVER () AS DOUBLE) THEN 'medium'
+        WHEN p.clv_12m >= b.high_from THEN 'high'
+        WHEN p.clv_12m >= b.medium_from THEN 'medium'
         ELSE 'low'
     END AS value_tier,
     CASE
@@ -30,3 +52,4 @@ SELECT
         ELSE 'lapsed'
     END AS lifecycle
 FROM customer_predictions p
+CROSS JOIN tier_bounds b

@@ -685,10 +685,11 @@ async fn stage_outputs(
         let staging = publisher.staging(index);
         engine.take_invalid_counts();
         let task = progress.start(format!("output {}", output.table));
-        let rows = match engine.write_output(job, output, &staging).await {
-            Ok(rows) => rows,
+        let written = match engine.write_output(job, output, &staging).await {
+            Ok(written) => written,
             Err(error) => return Err(name_unreadable_input(engine, job, error).await),
         };
+        let rows = written.rows;
         task.finish(rows);
         let invalid_statistics = engine.take_invalid_counts();
         let files = publisher
@@ -700,6 +701,8 @@ async fn stage_outputs(
             output = %output.location.display(),
             rows,
             files = files.len(),
+            spilled_bytes = written.spilled_bytes,
+            spill_files = written.spill_files,
             elapsed_ms = elapsed.as_millis() as u64,
             "output staged"
         );
@@ -710,6 +713,7 @@ async fn stage_outputs(
             rows,
             bytes: files.iter().map(|f| f.bytes).sum(),
             files: files.clone(),
+            spilled_bytes: written.spilled_bytes,
             elapsed_ms: elapsed.as_millis() as u64,
         });
         let schema = engine.schema(&output.table).await.map_err(|error| {

@@ -92,6 +92,8 @@ pub struct OutputSummary {
     pub bytes: u64,
     /// Data files, relative to the destination.
     pub files: Vec<ManifestFile>,
+    /// Bytes that sorts and aggregations spilled to disk while computing it.
+    pub spilled_bytes: u64,
     /// Wall time to compute and stage the output, in milliseconds.
     pub elapsed_ms: u64,
 }

@@ -665,11 +665,15 @@ fn range_treats_negative_zero_as_zero() {
 #[test]
 fn memory_limit_spills_sort_and_keeps_output() {
     let workspace = Workspace::new();
+    // 1.66 million orders: about 40 MB for the sort, well past its share of the
+    // limit below. One partition, because partitions sorting side by side under
+    // a tight limit can take the memory one another's merges need, which makes
+    // the outcome depend on timing (docs/operations.md).
     workspace
         .cra(&[
             "generate",
             "--customers",
-            "200000",
+            "600000",
             "--out",
             "data/generated",
         ])
@@ -688,12 +692,15 @@ outputs:
     path: out/ordered
     sort_by: [amount desc, customer_id, order_date]
 engine:
-  target_partitions: 2
+  target_partitions: 1
 ",
     );
-    workspace.cra(&["run", "job.yaml"]).assert_code(0);
-    let sorted = "SELECT * FROM t ORDER BY amount DESC, customer_id, order_date";
-    let unlimited = common::query_parquet(&workspace.path("out/ordered"), sorted);
+    workspace
+        .cra(&["run", "job.yaml", "--summary-file", "unlimited.json"])
+        .assert_code(0);
+    let unlimited_summary = read_json(&workspace.path("unlimited.json"));
+    assert_eq!(unlimited_summary["outputs"][0]["spilled_bytes"], 0);
+    let unlimited = common::parquet_contents(&workspace.path("out/ordered"));
 
     let spill = workspace.path("spill");
     let spill_arg = spill.to_string_lossy().into_owned();
@@ -701,18 +708,34 @@ engine:
         "run",
         "job.yaml",
         "--memory-limit",
-        "32M",
+        "64M",
         "--spill-dir",
         &spill_arg,
         "--batch-size",
         "4096",
+        "--summary-file",
+        "limited.json",
     ]);
     run.assert_code(0);
-    let limited = common::query_parquet(&workspace.path("out/ordered"), sorted);
-    assert_eq!(limited.len(), unlimited.len());
+    let limited_summary = read_json(&workspace.path("limited.json"));
+    let spilled = limited_summary["outputs"][0]["spilled_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(spilled > 0, "the sort of the output did not spill");
+    // One file at a time for a sorted output, so the bytes match too.
+    let limited = common::parquet_contents(&workspace.path("out/ordered"));
+    assert_eq!(limited.len(), 1, "a sorted output was split");
     assert!(
         limited == unlimited,
         "the output under a memory limit differs"
+    );
+    let sorted = "SELECT * FROM t ORDER BY amount DESC, customer_id, order_date";
+    let rows = common::query_parquet(&workspace.path("out/ordered"), sorted);
+    let in_file_order = common::parquet_rows_in_order(&workspace.path("out/ordered"));
+    assert_eq!(rows.len(), 1_658_627);
+    assert!(
+        rows == in_file_order,
+        "the file does not hold the rows in order"
     );
 
     // The same sort as a stage, explained with its metrics, spills to disk.
@@ -731,7 +754,7 @@ outputs:
   - table: ordered
     path: out/sorted
 engine:
-  target_partitions: 2
+  target_partitions: 1
 ",
     );
     let explained = workspace.cra(&[
@@ -739,7 +762,9 @@ engine:
         "sorted.yaml",
         "--analyze",
         "--memory-limit",
-        "32M",
+        "64M",
+        "--batch-size",
+        "4096",
     ]);
     explained.assert_code(0);
     let stdout = explained.stdout();

@@ -102,6 +102,32 @@ impl Engine {
     /// problem found, each exit 2.
     pub async fn plan_checks(&self, job: &JobPlan, output: &OutputPlan) -> Vec<Error> {
         let mut problems = Vec::new();
+        if output.checks.is_empty() {
+            return problems;
+        }
+        // Checks are planned against an empty table of the output's schema: they
+        // run on the staged files later, and planning each of them through every
+        // stage view below the output would only repeat the optimiser's work.
+        let name = output.table.as_str();
+        let view = match self.ctx.table_provider(name).await {
+            Ok(view) => view,
+            Err(error) => {
+                problems.push(Error::invalid(format!(
+                    "{}: output '{}': {}",
+                    job.file,
+                    output.table,
+                    sql::describe(&error).message
+                )));
+                return problems;
+            }
+        };
+        let empty = datafusion::datasource::empty::EmptyTable::new(view.schema());
+        self.ctx.deregister_table(name).ok();
+        if let Err(error) = self.ctx.register_table(name, Arc::new(empty)) {
+            problems.push(Error::run(format!(
+                "internal error: cannot plan the checks of '{name}': {error}"
+            )));
+        }
         for check in &output.checks {
             let planned = match self.check_queries(job, output, check).await {
                 Ok(queries) => self.plan_physical(job, output, check, &queries).await,
@@ -110,6 +136,12 @@ impl Engine {
             if let Err(error) = planned {
                 problems.push(error);
             }
+        }
+        self.ctx.deregister_table(name).ok();
+        if let Err(error) = self.ctx.register_table(name, view) {
+            problems.push(Error::run(format!(
+                "internal error: cannot restore table '{name}': {error}"
+            )));
         }
         problems
     }

@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod explain;
 pub mod inputs;
+mod memory;
 mod partition;
 pub mod sql;
 
@@ -21,8 +22,11 @@ use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::{Column, ParamValues};
 use datafusion::config::TableParquetOptions;
-use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
-use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::format_as_file_type;
+use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SortExpr};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
@@ -75,16 +79,20 @@ impl Engine {
         }
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if let Some(bytes) = job.engine.memory_limit {
-            // A sort reserves this much up front for merging its spill files
-            // (10 MiB by default), which a small limit cannot give every sort.
+            // Each partition's sort reserves this much up front for merging its
+            // spill files (10 MiB by default). A merge with less fails under a
+            // tight limit, and the reservations of all partitions together
+            // must leave the sorts room to buffer, so they get a quarter.
+            let partitions = config.options().execution.target_partitions.max(1);
             let execution = &mut config.options_mut().execution;
             execution.sort_spill_reservation_bytes = execution
                 .sort_spill_reservation_bytes
-                .min(bytes as usize / 16);
-            // A fair pool gives each spilling operator its share, so a sort and
-            // an aggregation can both spill instead of one starving the other.
+                .min(bytes as usize / (4 * partitions));
+            // Spilling operators share most of the limit fairly, so a sort and an
+            // aggregation can both spill instead of one starving the other, and
+            // the Parquet writer, which cannot spill, keeps a share of its own.
             let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
-                datafusion::execution::memory_pool::FairSpillPool::new(bytes as usize),
+                memory::SplitPool::new(bytes as usize),
                 std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
             );
             runtime = runtime.with_memory_pool(Arc::new(pool));
@@ -377,9 +385,18 @@ impl Engine {
     ) -> Result<u64, Error> {
         let schema = Arc::clone(plan.schema().inner());
         let frame = DataFrame::new(self.ctx.state(), plan);
-        let rows = write_parquet(frame, dir, &[])
+        let written = write_parquet(frame, dir, &[], false)
             .await
             .map_err(|error| sql::execution_error(job, stage, error))?;
+        if written.spill_files > 0 {
+            tracing::info!(
+                stage = %stage.name,
+                spilled_bytes = written.spilled_bytes,
+                spill_files = written.spill_files,
+                "stage spilled to disk"
+            );
+        }
+        let rows = written.rows;
         self.ctx.deregister_table(stage.name.as_str()).ok();
         if rows == 0 {
             // No file was written, so later stages read an empty table of the
@@ -412,13 +429,13 @@ impl Engine {
         Ok(Arc::clone(frame.schema().inner()))
     }
 
-    /// Writes one output table as Parquet files into `dir` and returns its rows.
+    /// Writes one output table as Parquet files into `dir`.
     pub async fn write_output(
         &self,
         job: &JobPlan,
         output: &OutputPlan,
         dir: &Location,
-    ) -> Result<u64, Error> {
+    ) -> Result<Written, Error> {
         let context = format!(
             "{}: output '{}' to '{}'",
             job.file,
@@ -454,7 +471,7 @@ impl Engine {
             frame =
                 guard_partition_columns(frame, &output.partition_by).map_err(failed)?;
         }
-        write_parquet(frame, dir, &output.partition_by)
+        write_parquet(frame, dir, &output.partition_by, !output.sort_by.is_empty())
             .await
             .map_err(|error| {
                 let error = failed(error);
@@ -511,17 +528,39 @@ fn param_scalar(value: &ParamValue) -> ScalarValue {
     }
 }
 
+/// Rows in one row group of an output or materialized stage.
+const OUTPUT_ROW_GROUP_ROWS: usize = 131_072;
+
+/// The result of writing a table as Parquet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes that sorts and aggregations of the plan spilled to disk.
+    pub spilled_bytes: u64,
+    /// Spill files they wrote.
+    pub spill_files: u64,
+}
+
 /// Writes a frame as zstd Parquet into `dir`, Hive-partitioned by `partition_by`.
+///
+/// With `in_order`, each folder gets one file at a time, so the files, taken in
+/// the order of their names, contain the rows in the frame's order. Otherwise rows
+/// are dealt out to several files written side by side.
 async fn write_parquet(
     frame: DataFrame,
     dir: &Location,
     partition_by: &[String],
-) -> datafusion::error::Result<u64> {
+    in_order: bool,
+) -> datafusion::error::Result<Written> {
     if let Some(path) = dir.local_path() {
         std::fs::create_dir_all(path)?;
     }
     let mut parquet = TableParquetOptions::default();
     parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
+    // Readers split work by row group, and the writer keeps one row group in
+    // memory per column until it is complete, so row groups are kept small.
+    parquet.global.max_row_group_size = OUTPUT_ROW_GROUP_ROWS;
     // Scores and sums are floats that rarely repeat: a dictionary would cost time
     // to build and be dropped by the writer once full, and zstd compresses the
     // values that do repeat.
@@ -534,18 +573,50 @@ async fn write_parquet(
             column.dictionary_enabled = Some(false);
         }
     }
-    let options = DataFrameWriteOptions::new()
-        .with_single_file_output(false)
-        .with_partition_by(partition_by.to_vec());
-    let batches = frame
-        .write_parquet(&dir.url(true), options, Some(parquet))
-        .await?;
-    let mut rows = 0;
+    // The plan is built and run here, not by `DataFrame::write_parquet`, so that
+    // its spill metrics can be read once it has run.
+    let format = Arc::new(ParquetFormatFactory::new_with_options(parquet));
+    let sink_options =
+        HashMap::from([("single_file_output".to_string(), "false".to_string())]);
+    let (mut state, plan) = frame.into_parts();
+    if in_order {
+        state
+            .config_mut()
+            .options_mut()
+            .execution
+            .minimum_parallel_output_files =
+            datafusion::config::ConfigNonZeroUsize::try_new(1)?;
+    }
+    let plan = LogicalPlanBuilder::copy_to(
+        plan,
+        dir.url(true),
+        format_as_file_type(format),
+        sink_options,
+        partition_by.to_vec(),
+    )?
+    .build()?;
+    let physical = state.create_physical_plan(&plan).await?;
+    let batches =
+        datafusion::physical_plan::collect(Arc::clone(&physical), state.task_ctx())
+            .await?;
+    let mut written = Written::default();
     for batch in batches {
         if let Some(counts) = batch.column(0).as_primitive_opt::<UInt64Type>() {
-            rows += counts.iter().flatten().sum::<u64>();
+            written.rows += counts.iter().flatten().sum::<u64>();
         }
         debug_assert!(batch.column(0).len() <= 1);
     }
-    Ok(rows)
+    add_spills(physical.as_ref(), &mut written);
+    Ok(written)
+}
+
+/// Adds the spills of `plan` and of every operator below it to `written`.
+fn add_spills(plan: &dyn ExecutionPlan, written: &mut Written) {
+    if let Some(metrics) = plan.metrics() {
+        written.spilled_bytes += metrics.spilled_bytes().unwrap_or(0) as u64;
+        written.spill_files += metrics.spill_count().unwrap_or(0) as u64;
+    }
+    for child in plan.children() {
+        add_spills(child.as_ref(), written);
+    }
 }

@@ -206,8 +206,8 @@ pub struct Described {
 pub fn describe(error: &DataFusionError) -> Described {
     let mut described = Described::default();
     if let DataFusionError::ResourcesExhausted(message) = error.find_root() {
-        let first = message.lines().next().unwrap_or_default();
-        described.message = format!("resources exhausted: {first}");
+        described.message =
+            format!("resources exhausted: {}", exhausted_summary(message));
         described.hint = Some(
             "raise --memory-limit (or engine.memory_limit): sorts and aggregations spill \
              to disk, but each still needs some memory, and so does the Parquet writer"
@@ -404,6 +404,28 @@ fn lower_first(text: &str) -> String {
     }
 }
 
+/// Shortens DataFusion's out-of-memory message to the failed request and the
+/// largest consumers, on one line.
+fn exhausted_summary(message: &str) -> String {
+    let mut consumers = Vec::new();
+    let mut request = None;
+    for line in message.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Error: ") {
+            request = Some(rest.to_string());
+        } else if line.contains(" consumed ") {
+            consumers.push(line.trim_end_matches(',').to_string());
+        }
+    }
+    let Some(request) = request else {
+        return message.lines().next().unwrap_or_default().to_string();
+    };
+    if consumers.is_empty() {
+        request
+    } else {
+        format!("{request}; largest users: {}", consumers.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,3 +460,4 @@ mod tests {
         );
     }
 }
+

@@ -197,6 +197,54 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
     }
 }
 
+/// Returns the contents of the Parquet files under `dir`, in the order of
+/// their paths.
+pub fn parquet_contents(dir: &Path) -> Vec<Vec<u8>> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".parquet"))
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+/// Reads the rows of the Parquet files under `dir`, file by file in the order of
+/// their paths and each file in its stored order. Each row is its values joined
+/// by `|`.
+pub fn parquet_rows_in_order(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for name in snapshot(dir)
+        .keys()
+        .filter(|name| name.ends_with(".parquet"))
+    {
+        rows.extend(file_rows_in_order(&dir.join(name)));
+    }
+    rows
+}
+
+fn file_rows_in_order(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        for row in 0..batch.num_rows() {
+            let values: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    arrow::util::display::array_value_to_string(column, row).unwrap()
+                })
+                .collect();
+            rows.push(values.join("|"));
+        }
+    }
+    rows
+}
+
 /// Lists the names in `dir` that cra uses for staging and rollback.
 pub fn leftovers(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
