@@ -24,7 +24,6 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatil
 use datafusion::scalar::ScalarValue;
 
 use super::likelihood::{self, GroupedRows, RowHasher};
-use super::models::gamma_gamma::GammaGamma;
 use super::models::{Customer, PurchaseKind, PurchaseModel};
 use super::optimize::{
     Gradient, MinimizeError, Minimum, Tolerance, minimize, minimize_from,
@@ -545,23 +544,30 @@ fn mean_negative_ln_likelihood(
 
 /// Fits Gamma-Gamma to distinct (frequency, mean spend) rows with weights.
 pub fn fit_gamma_gamma(rows: &[([f64; 3], f64)]) -> Result<Fitted, String> {
-    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let spend = likelihood::SpendRows::new(rows);
+    let total = spend.total_weight();
     let mean_spend = rows.iter().map(|r| r.0[1] * r.1).sum::<f64>() / total;
     let start = vec![0.0, 2.0_f64.ln(), mean_spend.ln()];
+    // One pass gives both the value and the gradient. BFGS requests the gradient
+    // at the point whose value it just accepted, so the last evaluation is kept.
+    let last: RefCell<Option<(Vec<f64>, Vec<f64>)>> = RefCell::new(None);
     let objective = |theta: &[f64]| {
-        let model = GammaGamma::new(theta[0].exp(), theta[1].exp(), theta[2].exp());
-        let mut sum = 0.0;
-        for ([x, m, _], weight) in rows {
-            match model.ln_likelihood(*x, *m) {
-                Some(value) => sum += weight * value,
-                None => return f64::INFINITY,
-            }
-        }
-        -sum / total
+        let (value, gradient) = likelihood::gamma_gamma(&spend, theta);
+        *last.borrow_mut() = Some((theta.to_vec(), gradient));
+        value
     };
-    let minimum = minimize(&objective, None, &start, TOLERANCE).map_err(|error| {
-        describe_failure(error, "check that monetary_value is the mean repeat spend")
-    })?;
+    let gradient = |theta: &[f64]| {
+        if let Some((point, gradient)) = last.borrow().as_ref()
+            && point.as_slice() == theta
+        {
+            return gradient.clone();
+        }
+        likelihood::gamma_gamma(&spend, theta).1
+    };
+    let minimum =
+        minimize(&objective, Some(&gradient), &start, TOLERANCE).map_err(|error| {
+            describe_failure(error, "check that monetary_value is the mean repeat spend")
+        })?;
     Ok(Fitted {
         params: minimum.x.iter().map(|v| v.exp()).collect(),
         log_likelihood: -minimum.value * total,
