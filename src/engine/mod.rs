@@ -39,8 +39,11 @@ use crate::job::{JobPlan, OutputPlan, ParamValue, StagePlan};
 use crate::progress::Progress;
 use crate::storage::{Location, Stores};
 
-/// Parquet compression of every file cra writes.
+/// Parquet compression of outputs.
 pub const PARQUET_COMPRESSION: &str = "zstd(3)";
+
+/// Compression of materialized stages, which only the run itself reads.
+const STAGE_COMPRESSION: &str = "zstd(1)";
 
 /// A stage as the run computed it.
 #[derive(Debug, Clone)]
@@ -385,7 +388,7 @@ impl Engine {
     ) -> Result<u64, Error> {
         let schema = Arc::clone(plan.schema().inner());
         let frame = DataFrame::new(self.ctx.state(), plan);
-        let written = write_parquet(frame, dir, &[], false)
+        let written = write_parquet(frame, dir, &[], Layout::Stage)
             .await
             .map_err(|error| sql::execution_error(job, stage, error))?;
         if written.spill_files > 0 {
@@ -471,7 +474,10 @@ impl Engine {
             frame =
                 guard_partition_columns(frame, &output.partition_by).map_err(failed)?;
         }
-        write_parquet(frame, dir, &output.partition_by, !output.sort_by.is_empty())
+        let layout = Layout::Output {
+            in_order: !output.sort_by.is_empty(),
+        };
+        write_parquet(frame, dir, &output.partition_by, layout)
             .await
             .map_err(|error| {
                 let error = failed(error);
@@ -542,35 +548,52 @@ pub struct Written {
     pub spill_files: u64,
 }
 
+/// How a table is written.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// An output, for readers outside cra. With `in_order`, each folder gets one
+    /// file at a time, so the files, taken in the order of their names, contain
+    /// the rows in the frame's order. Otherwise rows are dealt out to several files
+    /// written side by side.
+    Output { in_order: bool },
+    /// A materialized stage, read back once or a few times by later stages of the
+    /// same run, so it is written for speed: faster compression, no dictionaries.
+    Stage,
+}
+
 /// Writes a frame as zstd Parquet into `dir`, Hive-partitioned by `partition_by`.
-///
-/// With `in_order`, each folder gets one file at a time, so the files, taken in
-/// the order of their names, contain the rows in the frame's order. Otherwise rows
-/// are dealt out to several files written side by side.
 async fn write_parquet(
     frame: DataFrame,
     dir: &Location,
     partition_by: &[String],
-    in_order: bool,
+    layout: Layout,
 ) -> datafusion::error::Result<Written> {
     if let Some(path) = dir.local_path() {
         std::fs::create_dir_all(path)?;
     }
     let mut parquet = TableParquetOptions::default();
-    parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
     // Readers split work by row group, and the writer keeps one row group in
     // memory per column until it is complete, so row groups are kept small.
     parquet.global.max_row_group_size = OUTPUT_ROW_GROUP_ROWS;
-    // Scores and sums are floats that rarely repeat: a dictionary would cost time
-    // to build and be dropped by the writer once full, and zstd compresses the
-    // values that do repeat.
-    for field in frame.schema().fields() {
-        if matches!(field.data_type(), DataType::Float32 | DataType::Float64) {
-            let column = parquet
-                .column_specific_options
-                .entry(field.name().clone())
-                .or_default();
-            column.dictionary_enabled = Some(false);
+    match layout {
+        Layout::Output { .. } => {
+            parquet.global.compression = Some(PARQUET_COMPRESSION.to_string());
+            // Scores and sums are floats that rarely repeat: a dictionary would
+            // cost time to build and be dropped by the writer once full, and zstd
+            // compresses the values that do repeat.
+            for field in frame.schema().fields() {
+                if matches!(field.data_type(), DataType::Float32 | DataType::Float64) {
+                    let column = parquet
+                        .column_specific_options
+                        .entry(field.name().clone())
+                        .or_default();
+                    column.dictionary_enabled = Some(false);
+                }
+            }
+        }
+        Layout::Stage => {
+            parquet.global.compression = Some(STAGE_COMPRESSION.to_string());
+            parquet.global.dictionary_enabled = Some(false);
         }
     }
     // The plan is built and run here, not by `DataFrame::write_parquet`, so that
@@ -579,7 +602,7 @@ async fn write_parquet(
     let sink_options =
         HashMap::from([("single_file_output".to_string(), "false".to_string())]);
     let (mut state, plan) = frame.into_parts();
-    if in_order {
+    if let Layout::Output { in_order: true } = layout {
         state
             .config_mut()
             .options_mut()
