@@ -463,55 +463,46 @@ mod tests {
 }
 
 /// Repeat buyers' (frequency, mean spend) rows for the Gamma-Gamma fit, with the
-/// terms that do not depend on the parameters summed once.
+/// per-row terms that do not depend on the parameters computed once.
 #[derive(Debug)]
 pub struct SpendRows {
-    /// Distinct frequencies, and the total weight of the rows with each.
-    frequencies: Vec<(f64, f64)>,
+    /// Distinct frequencies.
+    frequencies: Vec<f64>,
     rows: Vec<SpendRow>,
     total_weight: f64,
-    /// Sum of weight * x * (ln m + ln x).
-    spend_terms: f64,
-    /// Sum of weight * ln m.
-    ln_spend: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct SpendRow {
+    /// Index of the row's frequency in `frequencies`.
+    frequency: u32,
     x: f64,
     m: f64,
     weight: f64,
+    /// x (ln m + ln x).
+    spend_term: f64,
+    ln_m: f64,
 }
 
 impl SpendRows {
     /// Collects rows of `x > 0` repeat purchases of mean value `m > 0`, with weights.
     pub fn new(rows: &[([f64; 3], f64)]) -> Self {
-        let mut frequencies: Vec<(f64, f64)> = Vec::new();
-        let mut index: HashMap<u64, usize, BuildHasherDefault<RowHasher>> =
-            HashMap::default();
-        let mut spend_rows = Vec::with_capacity(rows.len());
-        let (mut total_weight, mut spend_terms, mut ln_spend) = (0.0, 0.0, 0.0);
-        for ([x, m, _], weight) in rows {
-            let slot = *index.entry(x.to_bits()).or_insert_with(|| {
-                frequencies.push((*x, 0.0));
-                frequencies.len() - 1
-            });
-            frequencies[slot].1 += weight;
-            total_weight += weight;
-            spend_terms += weight * x * (m.ln() + x.ln());
-            ln_spend += weight * m.ln();
-            spend_rows.push(SpendRow {
+        let mut frequencies = Distinct::default();
+        let spend_rows: Vec<SpendRow> = rows
+            .iter()
+            .map(|([x, m, _], weight)| SpendRow {
+                frequency: frequencies.id(*x),
                 x: *x,
                 m: *m,
                 weight: *weight,
-            });
-        }
+                spend_term: x * (m.ln() + x.ln()),
+                ln_m: m.ln(),
+            })
+            .collect();
         Self {
-            frequencies,
+            frequencies: frequencies.values,
+            total_weight: spend_rows.iter().map(|row| row.weight).sum(),
             rows: spend_rows,
-            total_weight,
-            spend_terms,
-            ln_spend,
         }
     }
 
@@ -533,7 +524,9 @@ impl SpendRows {
 /// ```
 ///
 /// The log-gamma terms are computed once per distinct frequency, so each row costs
-/// one logarithm and one division.
+/// one logarithm and one division. Each row's terms are added up before the rows
+/// are summed: summing large terms over all rows first and subtracting them after
+/// loses digits that the line search needs near the maximum.
 pub fn gamma_gamma(rows: &SpendRows, theta: &[f64]) -> (f64, Vec<f64>) {
     let (p, q, v) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
     if ![p, q, v]
@@ -542,37 +535,42 @@ pub fn gamma_gamma(rows: &SpendRows, theta: &[f64]) -> (f64, Vec<f64>) {
     {
         return (f64::INFINITY, vec![0.0; 3]);
     }
-    let n = rows.total_weight;
-    let mut value =
-        -n * ln_gamma(q) + n * q * v.ln() + p * rows.spend_terms - rows.ln_spend;
-    let mut d_p = rows.spend_terms;
-    let mut d_q = -n * digamma(q) + n * v.ln();
-    let mut d_v = n * q / v;
-
-    for &(x, weight) in &rows.frequencies {
-        let px = p * x;
-        value += weight * (ln_gamma(px + q) - ln_gamma(px));
-        d_p += weight * x * (digamma(px + q) - digamma(px));
-        d_q += weight * digamma(px + q);
-    }
+    let (ln_v, ln_gamma_q, psi_q) = (v.ln(), ln_gamma(q), digamma(q));
+    // Per distinct frequency: the log-gamma part of ln L and its derivatives by p
+    // and q.
+    let by_frequency: Vec<[f64; 3]> = rows
+        .frequencies
+        .iter()
+        .map(|&x| {
+            let px = p * x;
+            let psi_total = digamma(px + q);
+            [
+                ln_gamma(px + q) - ln_gamma(px) - ln_gamma_q + q * ln_v,
+                x * (psi_total - digamma(px)),
+                psi_total - psi_q + ln_v,
+            ]
+        })
+        .collect();
 
     let sums = weighted_sums(
         &rows.rows,
         |row| row.weight,
         |_, row| {
+            let [common, d_common_p, d_common_q] = by_frequency[row.frequency as usize];
             let total = row.x * row.m + v;
             let ln_total = total.ln();
             let share = p * row.x + q;
-            [share * ln_total, row.x * ln_total, ln_total, share / total]
+            [
+                common + p * row.spend_term - row.ln_m - share * ln_total,
+                d_common_p + row.spend_term - row.x * ln_total,
+                d_common_q - ln_total,
+                q / v - share / total,
+            ]
         },
     );
-    value -= sums[0];
-    d_p -= sums[1];
-    d_q -= sums[2];
-    d_v -= sums[3];
-
-    let gradient = vec![-d_p * p / n, -d_q * q / n, -d_v * v / n];
-    let value = -value / n;
+    let n = rows.total_weight;
+    let gradient = vec![-sums[1] * p / n, -sums[2] * q / n, -sums[3] * v / n];
+    let value = -sums[0] / n;
     if value.is_finite() && gradient.iter().all(|g| g.is_finite()) {
         (value, gradient)
     } else {
