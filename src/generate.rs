@@ -535,9 +535,12 @@ mod tests {
         (0..n).map(|i| inverse[i][i].sqrt()).collect()
     }
 
+    /// A distinct row of a fit's arguments and the customers it stands for.
+    type WeightedRow = ([f64; 3], f64);
+
     /// Returns the distinct (frequency, recency, t) rows and the repeat buyers'
     /// distinct (frequency, mean repeat spend) rows of generated data, with counts.
-    fn fit_rows(out: &Path, as_of: i32) -> (Vec<([f64; 3], f64)>, Vec<([f64; 3], f64)>) {
+    fn fit_rows(out: &Path, as_of: i32) -> (Vec<WeightedRow>, Vec<WeightedRow>) {
         let customers = purchase_days(out);
         let mut purchase_rows: BTreeMap<[u64; 3], f64> = BTreeMap::new();
         let mut spend_rows: BTreeMap<[u64; 2], f64> = BTreeMap::new();
