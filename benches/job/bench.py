@@ -1,0 +1,252 @@
+"""Time cra against DuckDB and lifetimes on the main job, on the same data, in one go.
+
+Usage: python bench.py CRA_BINARY REPO WORK_FOLDER CUSTOMERS... [--lifetimes-up-to N]
+                       [--memory-limit SIZE]
+
+For each number of customers, generates the transactions with `cra generate`
+(seed 1, 8 files), then runs, each as its own process timed by /usr/bin/time:
+
+- SQL part:   benches/job/sql_part.yaml in cra, and peer.py sql (DuckDB);
+- model part: benches/job/models_part.yaml in cra, and peer.py models
+              (lifetimes), both on the SQL part's output of cra;
+- whole job:  jobs/customer_value.yaml in cra, and peer.py job (DuckDB, then
+              lifetimes, then DuckDB);
+- with --memory-limit, the whole job in cra again under that limit, whose
+  output must equal the run without it.
+
+The runs that need lifetimes (the model part and the whole job's peer) happen
+only up to --lifetimes-up-to customers (default: all), since lifetimes takes
+minutes on millions of customers. Each pair's outputs
+are compared, so a faster wrong result cannot pass. Prints wall seconds, CPU
+seconds (user + system) and peak resident memory of each run, and the ratios
+cra / peer.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(command, cwd, report_dir):
+    """Runs `command` in `cwd`; returns wall s, CPU s and peak MiB from /usr/bin/time."""
+    report = os.path.join(report_dir, "time.txt")
+    full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", report] + command
+    result = subprocess.run(full, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout.decode() + result.stderr.decode())
+        sys.exit(f"{' '.join(command)} failed with exit code {result.returncode}")
+    wall, user, system, peak_kib = open(report).read().split()[-4:]
+    return {
+        "wall": float(wall),
+        "cpu": float(user) + float(system),
+        "peak_mib": int(peak_kib) / 1024,
+    }
+
+
+def prepare(binary, repo, folder, customers):
+    """Generates the data and lays out the jobs and SQL in `folder`."""
+    data = os.path.join(folder, "data", "transactions")
+    if not os.path.exists(os.path.join(data, "_generator.json")):
+        subprocess.run(
+            [binary, "-q", "generate", "--customers", str(customers), "--out", data,
+             "--files", "8", "--force"],
+            check=True,
+        )
+    shutil.copytree(os.path.join(repo, "sql"), os.path.join(folder, "sql"), dirs_exist_ok=True)
+    shutil.copytree(
+        os.path.join(repo, "data", "rfm"), os.path.join(folder, "data", "rfm"), dirs_exist_ok=True
+    )
+    for name in ("sql_part.yaml", "models_part.yaml"):
+        shutil.copy(os.path.join(HERE, name), folder)
+    job = open(os.path.join(repo, "jobs", "customer_value.yaml")).read()
+    job = job.replace("../data/cdnow/transactions.parquet", "data/transactions")
+    job = job.replace("../sql/", "sql/").replace("../out/", "out/cra_job/")
+    open(os.path.join(folder, "job.yaml"), "w").write(job)
+    limited = job.replace("out/cra_job/", "out/cra_job_limited/")
+    open(os.path.join(folder, "job_limited.yaml"), "w").write(limited)
+
+
+def compare(folder, query):
+    """Runs a DuckDB query in `folder` that counts differing rows; returns the count."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con.execute(query.replace("OUT", os.path.join(folder, "out"))).fetchone()[0]
+
+
+def data_file_digests(dir):
+    """Returns the SHA-256 of each Parquet file under `dir` by folder, ignoring the
+    file names, which hold a random write id."""
+    import hashlib
+
+    digests = []
+    for root, _, files in os.walk(dir):
+        for name in sorted(files):
+            if name.endswith(".parquet"):
+                with open(os.path.join(root, name), "rb") as data:
+                    digest = hashlib.sha256(data.read()).hexdigest()
+                digests.append((os.path.relpath(root, dir), digest))
+    return sorted(digests)
+
+
+SQL_DIFFERENCES = """
+SELECT count(*) FROM (
+    (SELECT customer_id, frequency, recency, t, monetary_value, orders,
+            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
+     FROM read_parquet('OUT/cra_sql/*.parquet')
+     EXCEPT ALL
+     SELECT customer_id, frequency, recency, t, monetary_value, orders,
+            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
+     FROM read_parquet('OUT/peer_sql/*.parquet'))
+    UNION ALL
+    (SELECT customer_id, frequency, recency, t, monetary_value, orders,
+            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
+     FROM read_parquet('OUT/peer_sql/*.parquet')
+     EXCEPT ALL
+     SELECT customer_id, frequency, recency, t, monetary_value, orders,
+            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
+     FROM read_parquet('OUT/cra_sql/*.parquet')))
+"""
+
+# Both fit by maximum likelihood with different optimisers, so scores agree to
+# a relative tolerance, not bit for bit.
+MODEL_DIFFERENCES = """
+SELECT count(*) FROM read_parquet('OUT/cra_models/*.parquet') c
+FULL JOIN read_parquet('OUT/peer_models/*.parquet') p USING (customer_id)
+WHERE c.customer_id IS NULL OR p.customer_id IS NULL
+   OR abs(c.p_alive - p.p_alive) > 1e-4 * greatest(abs(p.p_alive), 1e-6)
+   OR abs(c.expected_purchases - p.expected_purchases)
+      > 1e-4 * greatest(abs(p.expected_purchases), 1e-6)
+   OR (c.clv_12m IS NULL) <> (p.clv_12m IS NULL)
+   OR abs(c.clv_12m - p.clv_12m) > 1e-3 * greatest(abs(p.clv_12m), 1e-6)
+"""
+
+# Customers whose categories differ. The value tier comes from the rank of a CLV
+# that both compute to about 1e-6 relative, so a customer right at a tier bound
+# could fall on either side. None did in the runs in docs/benchmarks.md.
+JOB_DIFFERENCES = """
+SELECT count(*)
+FROM read_parquet('OUT/cra_job/customer_value/*/*.parquet', hive_partitioning = true) c
+FULL JOIN read_parquet('OUT/peer_job/*/*.parquet', hive_partitioning = true) p
+    USING (customer_id)
+WHERE c.customer_id IS NULL OR p.customer_id IS NULL
+   OR c.rfm_segment IS DISTINCT FROM p.rfm_segment
+   OR c.value_tier IS DISTINCT FROM p.value_tier
+   OR c.lifecycle IS DISTINCT FROM p.lifecycle
+"""
+
+
+def run_size(binary, repo, work, customers, with_lifetimes, memory_limit):
+    folder = os.path.join(work, str(customers))
+    os.makedirs(folder, exist_ok=True)
+    prepare(binary, repo, folder, customers)
+    shutil.rmtree(os.path.join(folder, "out"), ignore_errors=True)
+    python = sys.executable
+    peer = os.path.join(HERE, "peer.py")
+    rows = []
+
+    def cra(job, *extra):
+        return timed([binary, "-q", "run", job, *extra], folder, folder)
+
+    def peer_run(mode):
+        return timed([python, peer, mode, folder], folder, folder)
+
+    sql = {"part": "SQL part", "cra": cra("sql_part.yaml")}
+    sql["peer_name"] = "DuckDB"
+    sql["peer"] = peer_run("sql")
+    sql["differing_rows"] = compare(folder, SQL_DIFFERENCES)
+    rows.append(sql)
+
+    models = {"part": "model part", "cra": cra("models_part.yaml")}
+    if with_lifetimes:
+        models["peer_name"] = "lifetimes"
+        models["peer"] = peer_run("models")
+        models["differing_rows"] = compare(folder, MODEL_DIFFERENCES)
+    rows.append(models)
+
+    job = {"part": "whole job", "cra": cra("job.yaml")}
+    if with_lifetimes:
+        job["peer_name"] = "DuckDB + lifetimes"
+        job["peer"] = peer_run("job")
+        job["differing_rows"] = compare(folder, JOB_DIFFERENCES)
+    rows.append(job)
+
+    if memory_limit:
+        limited = {
+            "part": f"whole job, --memory-limit {memory_limit}",
+            "cra": cra("job_limited.yaml", "--memory-limit", memory_limit,
+                       "--spill-dir", os.path.join(folder, "spill")),
+        }
+        # Sorted outputs are written one file at a time, so equal rows mean equal
+        # bytes, and the files themselves are compared.
+        out = os.path.join(folder, "out")
+        same = data_file_digests(os.path.join(out, "cra_job")) == data_file_digests(
+            os.path.join(out, "cra_job_limited"))
+        limited["differing_rows"] = 0 if same else "files differ"
+        limited["peer_name"] = "(same output as without a limit)"
+        rows.append(limited)
+    return rows
+
+
+def print_table(results):
+    header = ("customers", "part", "cra wall s", "cra CPU s", "cra peak MiB", "peer",
+              "peer wall s", "peer CPU s", "peer peak MiB", "cra/peer wall",
+              "cra/peer CPU", "differing rows")
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for customers, rows in results:
+        for row in rows:
+            c, p = row["cra"], row.get("peer")
+            cells = [f"{customers:,}", row["part"], f"{c['wall']:.2f}", f"{c['cpu']:.2f}",
+                     f"{c['peak_mib']:.0f}", row.get("peer_name", "")]
+            if p:
+                cells += [f"{p['wall']:.2f}", f"{p['cpu']:.2f}", f"{p['peak_mib']:.0f}",
+                          f"{c['wall'] / p['wall']:.3f}", f"{c['cpu'] / p['cpu']:.3f}"]
+            else:
+                cells += ["", "", "", "", ""]
+            cells.append(str(row.get("differing_rows", "")))
+            print("| " + " | ".join(cells) + " |")
+
+
+def main():
+    args = sys.argv[1:]
+    lifetimes_up_to = None
+    memory_limit = None
+    if "--lifetimes-up-to" in args:
+        at = args.index("--lifetimes-up-to")
+        lifetimes_up_to = int(args[at + 1])
+        del args[at:at + 2]
+    if "--memory-limit" in args:
+        at = args.index("--memory-limit")
+        memory_limit = args[at + 1]
+        del args[at:at + 2]
+    binary, repo, work = args[0], args[1], args[2]
+
+    sizes = [int(n) for n in args[3:]] or [1_000_000]
+    results = []
+    for customers in sizes:
+        with_lifetimes = lifetimes_up_to is None or customers <= lifetimes_up_to
+        rows = run_size(binary, repo, work, customers, with_lifetimes, memory_limit)
+        results.append((customers, rows))
+        print(f"{customers:,} customers done", file=sys.stderr, flush=True)
+
+    print_table(results)
+    with open(os.path.join(work, "results.json"), "w") as out:
+        json.dump(results, out, indent=1)
+    failed = [
+        (customers, row["part"])
+        for customers, rows in results
+        for row in rows
+        if row.get("differing_rows", 0) != 0
+    ]
+    if failed:
+        sys.exit(f"outputs differ: {failed}")
+
+
+if __name__ == "__main__":
+    main()
