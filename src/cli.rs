@@ -130,12 +130,11 @@ impl EngineArgs {
             ),
             ("--batch-size", self.batch_size, &mut job.engine.batch_size),
         ] {
-            match value {
-                Some(0) => {
-                    return Err(Error::invalid(format!("{flag} must be at least 1")));
-                }
-                Some(number) => *slot = Some(number),
-                None => {}
+            if let Some(number) = value {
+                *slot = Some(
+                    crate::job::plan::check_engine_count(flag, number)
+                        .map_err(Error::invalid)?,
+                );
             }
         }
         Ok(())
@@ -411,6 +410,9 @@ async fn validate(args: ValidateArgs) -> Result<(), Error> {
     let overrides = parse_overrides(&args.params)?;
     let mut job = job::load(&args.job, &overrides)?;
     args.engine.apply(&mut job)?;
+    // validate writes nothing, so the spill folder is checked, not created.
+    crate::engine::check_spill_dir(&job)?;
+    job.engine.spill_dir = None;
     let engine = Engine::new(&job)?;
     if args.check_storage {
         check_storage(&job, engine.stores()).await?;
@@ -529,6 +531,11 @@ async fn explain(args: ExplainArgs) -> Result<(), Error> {
     let overrides = parse_overrides(&args.params)?;
     let mut job = job::load(&args.job, &overrides)?;
     args.engine.apply(&mut job)?;
+    if !args.analyze {
+        // Only --analyze runs stages, so only it may need the spill folder.
+        crate::engine::check_spill_dir(&job)?;
+        job.engine.spill_dir = None;
+    }
     let engine = Engine::new(&job)?;
     engine.prepare(&job).await?;
     // Materialized stages that --analyze computes go to a scratch folder.

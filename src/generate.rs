@@ -35,6 +35,10 @@ const ROW_GROUP: usize = 131_072;
 /// Name of the file that records how the data was drawn.
 pub const METADATA: &str = "_generator.json";
 
+/// The maximum customers one run draws: ten billion, about 28 billion orders, far
+/// more than a disk of this decade can store as Parquet.
+const MAX_CUSTOMERS: u64 = 10_000_000_000;
+
 /// Parameters of the generating process.
 #[derive(Debug, Clone, Serialize)]
 pub struct Process {
@@ -284,8 +288,10 @@ pub fn generate(
     seed: u64,
     force: bool,
 ) -> Result<Metadata, Error> {
-    if customers == 0 {
-        return Err(Error::invalid("--customers must be at least 1"));
+    if !(1..=MAX_CUSTOMERS).contains(&customers) {
+        return Err(Error::invalid(format!(
+            "--customers must be from 1 to {MAX_CUSTOMERS}"
+        )));
     }
     let blocks = customers.div_ceil(BLOCK);
     if files == 0 || files as u64 > blocks {
@@ -314,6 +320,7 @@ pub fn generate(
         .ok_or_else(|| {
             Error::invalid(format!("--out '{}' names no folder", out.display()))
         })?;
+    remove_abandoned_staging(parent, &name);
     let staging = parent.join(format!(".cra-generate.{name}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|error| {
@@ -396,8 +403,47 @@ fn write_all(
     Ok(rows)
 }
 
-/// Accepts a missing or empty `out`, or one that an earlier `cra generate`
-/// wrote; anything else needs `force`.
+/// Removes the staging folders of earlier runs for `name` whose process is gone,
+/// such as a run killed by a signal.
+fn remove_abandoned_staging(parent: &Path, name: &str) {
+    let prefix = format!(".cra-generate.{name}.");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.strip_suffix(".previous").unwrap_or(rest);
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let running = Path::new("/proc").join(pid.to_string()).exists();
+        if pid != std::process::id() && !running {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Returns whether every entry of `dir` is a file that `cra generate` writes.
+fn holds_only_generated_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        let part = name
+            .strip_prefix("part-")
+            .and_then(|rest| rest.strip_suffix(".parquet"))
+            .is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit()));
+        is_file && (name == METADATA || part)
+    })
+}
+
+/// Accepts a missing or empty `out`, or one that contains only what an earlier
+/// `cra generate` wrote; anything else needs `force`.
 fn check_replaceable(out: &Path, force: bool) -> Result<(), Error> {
     let Ok(metadata) = std::fs::symlink_metadata(out) else {
         return Ok(());
@@ -409,11 +455,12 @@ fn check_replaceable(out: &Path, force: bool) -> Result<(), Error> {
         )));
     }
     let empty = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_none());
-    if empty || force || out.join(METADATA).is_file() {
+    if empty || force || (out.join(METADATA).is_file() && holds_only_generated_files(out))
+    {
         return Ok(());
     }
     Err(Error::invalid(format!(
-        "--out '{}' exists and contains no cra generate output",
+        "--out '{}' exists and contains files that cra generate did not write",
         out.display()
     ))
     .with_hint("pass --force to replace its contents, or choose another folder"))

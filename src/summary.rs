@@ -62,6 +62,8 @@ pub struct StageSummary {
     pub materialized: bool,
     /// Rows the stage returned.
     pub rows: u64,
+    /// Bytes spilled to disk while writing a materialized stage.
+    pub spilled_bytes: u64,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -72,6 +74,7 @@ impl From<&StageReport> for StageSummary {
             name: report.name.clone(),
             materialized: report.materialized,
             rows: report.rows,
+            spilled_bytes: report.spilled_bytes,
             elapsed_ms: report.elapsed.as_millis() as u64,
         }
     }

@@ -86,9 +86,27 @@ fn generate_replaces_only_its_own_output() {
     workspace
         .cra(&["generate", "--customers", "10", "--out", "foreign"])
         .assert_code(2)
-        .assert_stderr_contains("contains no cra generate output");
+        .assert_stderr_contains("contains files that cra generate did not write");
     assert!(workspace.path("foreign/notes.txt").is_file());
-    for bad in [["--customers", "0"], ["--files", "0"]] {
+
+    // A metadata file alone does not make a folder replaceable.
+    workspace.write("fake/_generator.json", "{}");
+    workspace.write("fake/precious.txt", "keep me");
+    workspace
+        .cra(&["generate", "--customers", "10", "--out", "fake"])
+        .assert_code(2);
+    assert!(workspace.path("fake/precious.txt").is_file());
+
+    // Staging left by a killed run, whose process is gone, goes on the next run.
+    workspace.write(".cra-generate.gen.4000000000/part-00000.parquet", "partial");
+    workspace.cra(&args).assert_code(0);
+    assert!(!workspace.path(".cra-generate.gen.4000000000").exists());
+
+    for bad in [
+        ["--customers", "0"],
+        ["--customers", "10000000001"],
+        ["--files", "0"],
+    ] {
         let mut args = vec!["generate", "--out", "x"];
         if bad[0] == "--files" {
             args.extend(["--customers", "10"]);

@@ -785,9 +785,43 @@ engine:
         .cra(&["run", "job.yaml", "--memory-limit", "1K"])
         .assert_code(1)
         .assert_stderr_contains("memory");
-    for bad in [["--memory-limit", "lots"], ["--target-partitions", "0"]] {
+    for bad in [
+        ["--memory-limit", "lots"],
+        ["--memory-limit", "99999999999999999999"],
+        ["--target-partitions", "0"],
+        ["--target-partitions", "100000"],
+        ["--batch-size", "4294967296"],
+    ] {
         let mut args = vec!["run", "job.yaml"];
         args.extend(bad);
         workspace.cra(&args).assert_code(2);
+    }
+    let huge = std::fs::read_to_string(workspace.path("job.yaml"))
+        .unwrap()
+        .replace(
+            "  target_partitions: 1\n",
+            "  batch_size: 18446744073709551615\n",
+        );
+    workspace.write("huge.yaml", huge);
+    workspace
+        .cra(&["validate", "huge.yaml"])
+        .assert_code(2)
+        .assert_stderr_contains("engine.batch_size must be a whole number from 1 to");
+
+    // validate checks the spill folder but creates nothing; a file there is
+    // a usage error for validate and run alike.
+    let missing = workspace.path("no/such/spill");
+    let missing_arg = missing.to_string_lossy().into_owned();
+    workspace
+        .cra(&["validate", "job.yaml", "--spill-dir", &missing_arg])
+        .assert_code(0);
+    assert!(!workspace.path("no").exists());
+    workspace.write("a-file", "");
+    let file_arg = workspace.path("a-file").to_string_lossy().into_owned();
+    for command in ["validate", "run"] {
+        workspace
+            .cra(&[command, "job.yaml", "--spill-dir", &file_arg])
+            .assert_code(2)
+            .assert_stderr_contains("cannot use the spill folder");
     }
 }

@@ -42,8 +42,10 @@ use crate::storage::{Location, Stores};
 /// Parquet compression of outputs.
 pub const PARQUET_COMPRESSION: &str = "zstd(3)";
 
-/// Compression of materialized stages, which only the run itself reads.
-const STAGE_COMPRESSION: &str = "zstd(1)";
+/// Compression of materialized stages on S3, which only the run itself reads.
+/// On local disk they are not compressed: decompressing them cost more than
+/// reading the extra bytes back from the page cache.
+const STAGE_COMPRESSION_S3: &str = "zstd(1)";
 
 /// A stage as the run computed it.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct StageReport {
     pub materialized: bool,
     /// Rows the stage returns.
     pub rows: u64,
+    /// Bytes spilled to disk while writing a materialized stage.
+    pub spilled_bytes: u64,
     /// Wall time to plan the stage and compute its rows.
     pub elapsed: Duration,
     /// Rows with invalid statistics per score function, for materialized stages.
@@ -101,18 +105,22 @@ impl Engine {
             runtime = runtime.with_memory_pool(Arc::new(pool));
         }
         if let Some(dir) = &job.engine.spill_dir {
-            std::fs::create_dir_all(dir).map_err(|error| {
-                Error::run(format!(
-                    "{}: cannot create the spill folder '{}': {error}",
-                    job.file,
-                    dir.display()
-                ))
-            })?;
+            check_spill_dir(job)?;
+            std::fs::create_dir_all(dir)
+                .map_err(|error| spill_dir_error(job, dir, &error.to_string()))?;
             runtime = runtime.with_temp_file_path(dir);
         }
-        let runtime = runtime.build_arc().map_err(|error| {
-            Error::run(format!("{}: cannot set up the session: {error}", job.file))
-        })?;
+        let runtime =
+            runtime
+                .build_arc()
+                .map_err(|error| match &job.engine.spill_dir {
+                    // DataFusion makes its own folder inside the spill folder at once.
+                    Some(dir) => spill_dir_error(job, dir, &error.to_string()),
+                    None => Error::run(format!(
+                        "{}: cannot set up the session: {error}",
+                        job.file
+                    )),
+                })?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         let stores = Stores::new(&job.storage)?;
         for (url, store) in stores.s3_clients() {
@@ -340,17 +348,23 @@ impl Engine {
             let task = progress.start(format!("stage {}", stage.name));
             let _span = tracing::info_span!("stage", stage = %stage.name).entered();
             let plan = self.plan_stage(job, stage).await?;
-            let rows = if stage.materialize {
+            let written = if stage.materialize {
                 let dir = materialize_dir.join(&stage.name);
                 self.materialize(job, stage, plan, &dir).await?
             } else {
                 self.register_view(stage, plan)?;
                 // NOTE: counting a view computes it once more than the outputs
                 // need; materialize a costly stage to compute it only once.
-                self.count(stage.name.as_str())
+                let rows = self
+                    .count(stage.name.as_str())
                     .await
-                    .map_err(|error| sql::execution_error(job, stage, error))?
+                    .map_err(|error| sql::execution_error(job, stage, error))?;
+                Written {
+                    rows,
+                    ..Written::default()
+                }
             };
+            let rows = written.rows;
             let elapsed = started.elapsed();
             task.finish(rows);
             // Only a materialized stage computes its rows once; a view's count pass
@@ -372,6 +386,7 @@ impl Engine {
                 name: stage.name.clone(),
                 materialized: stage.materialize,
                 rows,
+                spilled_bytes: written.spilled_bytes,
                 elapsed,
                 invalid_statistics,
             });
@@ -385,7 +400,7 @@ impl Engine {
         stage: &StagePlan,
         plan: LogicalPlan,
         dir: &Location,
-    ) -> Result<u64, Error> {
+    ) -> Result<Written, Error> {
         let schema = Arc::clone(plan.schema().inner());
         let frame = DataFrame::new(self.ctx.state(), plan);
         let written = write_parquet(frame, dir, &[], Layout::Stage)
@@ -399,16 +414,15 @@ impl Engine {
                 "stage spilled to disk"
             );
         }
-        let rows = written.rows;
         self.ctx.deregister_table(stage.name.as_str()).ok();
-        if rows == 0 {
+        if written.rows == 0 {
             // No file was written, so later stages read an empty table of the
             // stage's schema.
             let empty = datafusion::datasource::empty::EmptyTable::new(schema);
             self.ctx
                 .register_table(stage.name.as_str(), Arc::new(empty))
                 .map_err(|error| sql::execution_error(job, stage, error))?;
-            return Ok(0);
+            return Ok(written);
         }
         self.ctx
             .register_parquet(
@@ -418,7 +432,7 @@ impl Engine {
             )
             .await
             .map_err(|error| sql::execution_error(job, stage, error))?;
-        Ok(rows)
+        Ok(written)
     }
 
     async fn count(&self, table: &str) -> datafusion::error::Result<u64> {
@@ -492,6 +506,27 @@ impl Engine {
     }
 }
 
+/// Checks the job's spill folder without creating it: a path that exists must
+/// be a folder.
+pub fn check_spill_dir(job: &JobPlan) -> Result<(), Error> {
+    if let Some(dir) = &job.engine.spill_dir
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(spill_dir_error(job, dir, "it exists and is not a folder"));
+    }
+    Ok(())
+}
+
+fn spill_dir_error(job: &JobPlan, dir: &std::path::Path, cause: &str) -> Error {
+    Error::invalid(format!(
+        "{}: cannot use the spill folder '{}': {cause}",
+        job.file,
+        dir.display()
+    ))
+    .with_hint("choose a writable folder with --spill-dir or engine.spill_dir")
+}
+
 /// Passes each partition column through the guard that fails on NULL, keeping
 /// the column's name and position.
 fn guard_partition_columns(
@@ -548,7 +583,7 @@ pub struct Written {
     pub spill_files: u64,
 }
 
-/// How a table is written.
+/// The layout of a table that cra writes.
 #[derive(Debug, Clone, Copy)]
 enum Layout {
     /// An output, for readers outside cra. With `in_order`, each folder gets one
@@ -557,7 +592,8 @@ enum Layout {
     /// written side by side.
     Output { in_order: bool },
     /// A materialized stage, read back once or a few times by later stages of the
-    /// same run, so it is written for speed: faster compression, no dictionaries.
+    /// same run, so it is written for speed: little or no compression and no
+    /// dictionaries.
     Stage,
 }
 
@@ -592,7 +628,11 @@ async fn write_parquet(
             }
         }
         Layout::Stage => {
-            parquet.global.compression = Some(STAGE_COMPRESSION.to_string());
+            let compression = match dir.local_path() {
+                Some(_) => "uncompressed",
+                None => STAGE_COMPRESSION_S3,
+            };
+            parquet.global.compression = Some(compression.to_string());
             parquet.global.dictionary_enabled = Some(false);
         }
     }

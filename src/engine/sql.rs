@@ -208,11 +208,17 @@ pub fn describe(error: &DataFusionError) -> Described {
     if let DataFusionError::ResourcesExhausted(message) = error.find_root() {
         described.message =
             format!("resources exhausted: {}", exhausted_summary(message));
-        described.hint = Some(
-            "raise --memory-limit (or engine.memory_limit): sorts and aggregations spill \
-             to disk, but each still needs some memory, and so does the Parquet writer"
-                .to_string(),
-        );
+        described.hint = Some(if message.contains("ParquetSink") {
+            "raise --memory-limit (or engine.memory_limit): Parquet writers get a quarter \
+             of it and cannot spill, and each file open at once needs its share, so an \
+             output partitioned into many folders needs more; partition by fewer values"
+                .to_string()
+        } else {
+            "raise --memory-limit (or engine.memory_limit), or lower --target-partitions: \
+             sorts and aggregations spill to disk, but each partition of each still needs \
+             some memory"
+                .to_string()
+        });
         return described;
     }
     if let Some(store_error) = crate::storage::find_store_error(error) {

@@ -82,7 +82,37 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes < 1.0 {
         return Err(format!("'{text}' is not a size above zero"));
     }
+    if bytes > MAX_SIZE as f64 {
+        return Err(format!("'{text}' is more than the largest size, 1024T"));
+    }
     Ok(bytes as u64)
+}
+
+/// The largest size `parse_size` accepts: 1024 TiB, far beyond any machine's
+/// memory, so that a mistyped limit fails instead of turning into no limit.
+const MAX_SIZE: u64 = 1 << 50;
+
+/// The maximum number of partitions of a plan. DataFusion keeps buffers for
+/// every partition, so a very large count exhausts memory under any limit.
+pub const MAX_TARGET_PARTITIONS: usize = 1024;
+
+/// The maximum rows per record batch. Each batch is allocated whole, so a huge
+/// size fails on its first allocation.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
+/// Checks a `target_partitions` or `batch_size` value: at least 1 and at most
+/// the setting's bound.
+pub fn check_engine_count(name: &str, value: usize) -> Result<usize, String> {
+    let most = if name.ends_with("batch_size") || name.ends_with("batch-size") {
+        MAX_BATCH_SIZE
+    } else {
+        MAX_TARGET_PARTITIONS
+    };
+    if (1..=most).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{name} must be a whole number from 1 to {most}"))
+    }
 }
 
 /// A parameter with its value.
@@ -426,13 +456,19 @@ impl Resolver<'_> {
             ("batch_size", &spec.batch_size, &mut plan.batch_size),
         ] {
             if let Some(value) = value {
-                match text(&value.value).trim().parse::<usize>() {
-                    Ok(number) if number >= 1 => *slot = Some(number),
-                    _ => self.problem(
-                        value,
-                        format!("engine.{key} must be a whole number of at least 1"),
-                        None,
-                    ),
+                let name = format!("engine.{key}");
+                let checked = text(&value.value)
+                    .trim()
+                    .parse::<u128>()
+                    .ok()
+                    .and_then(|number| usize::try_from(number).ok())
+                    .map_or_else(
+                        || check_engine_count(&name, 0),
+                        |number| check_engine_count(&name, number),
+                    );
+                match checked {
+                    Ok(number) => *slot = Some(number),
+                    Err(message) => self.problem(value, message, None),
                 }
             }
         }
