@@ -24,6 +24,7 @@ dropped.
 
 import os
 import re
+import shutil
 import sys
 import warnings
 
@@ -154,6 +155,9 @@ def main():
             "rfm_segment(p.r_score, p.f_score, p.m_score) AS rfm_segment,", ""
         )
         target = os.path.join(out, "peer_job")
+        # DuckDB does not write partitions into a folder that is not empty, and
+        # --repeat writes the same folder again.
+        shutil.rmtree(target, ignore_errors=True)
         con.execute(
             f"COPY ({value}) TO {quoted(target)} "
             "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (rfm_segment))"
