@@ -122,19 +122,23 @@ impl EngineArgs {
             job.engine.spill_dir =
                 Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
         }
-        for (flag, value, slot) in [
+        for (flag, value, slot, max) in [
             (
                 "--target-partitions",
                 self.target_partitions,
                 &mut job.engine.target_partitions,
+                crate::job::plan::MAX_TARGET_PARTITIONS,
             ),
-            ("--batch-size", self.batch_size, &mut job.engine.batch_size),
+            (
+                "--batch-size",
+                self.batch_size,
+                &mut job.engine.batch_size,
+                crate::job::plan::MAX_BATCH_SIZE,
+            ),
         ] {
             if let Some(number) = value {
-                *slot = Some(
-                    crate::job::plan::check_engine_count(flag, number)
-                        .map_err(Error::invalid)?,
-                );
+                let checked = crate::job::plan::check_engine_count(flag, number, max);
+                *slot = Some(checked.map_err(Error::invalid)?);
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ Usage: python bench.py CRA_BINARY REPO WORK_FOLDER CUSTOMERS... [--lifetimes-up-
                        [--memory-limit SIZE] [--repeat N]
 
 For each number of customers, generates the transactions with `cra generate`
-(seed 1, 8 files), then runs, each as its own process timed by /usr/bin/time:
+(default seed, 8 files), then runs, each as its own process timed by /usr/bin/time:
 
 - SQL part:   benches/job/sql_part.yaml in cra, and peer.py sql (DuckDB);
 - model part: benches/job/models_part.yaml in cra, and peer.py models
@@ -16,8 +16,9 @@ For each number of customers, generates the transactions with `cra generate`
 
 The runs that need lifetimes (the model part and the whole job's peer) happen
 only up to --lifetimes-up-to customers (default: all), since lifetimes takes
-minutes on millions of customers. Each pair's outputs
-are compared, so a faster wrong result cannot pass. Prints wall seconds, CPU
+minutes on millions of customers. With --repeat N, each run is made N times and
+the run with the median wall time is reported. Each pair's outputs are compared,
+so a faster wrong result cannot pass. Prints wall seconds, CPU
 seconds (user + system) and peak resident memory of each run, and the ratios
 cra / peer.
 """
@@ -105,24 +106,21 @@ def data_file_digests(dir):
     return sorted(digests)
 
 
-SQL_DIFFERENCES = """
-SELECT count(*) FROM (
-    (SELECT customer_id, frequency, recency, t, monetary_value, orders,
-            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
-     FROM read_parquet('OUT/cra_sql/*.parquet')
-     EXCEPT ALL
-     SELECT customer_id, frequency, recency, t, monetary_value, orders,
-            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
-     FROM read_parquet('OUT/peer_sql/*.parquet'))
-    UNION ALL
-    (SELECT customer_id, frequency, recency, t, monetary_value, orders,
-            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
-     FROM read_parquet('OUT/peer_sql/*.parquet')
-     EXCEPT ALL
-     SELECT customer_id, frequency, recency, t, monetary_value, orders,
-            CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment
-     FROM read_parquet('OUT/cra_sql/*.parquet')))
-"""
+SQL_COLUMNS = (
+    "customer_id, frequency, recency, t, monetary_value, orders, "
+    "CAST(total_spend AS DOUBLE), r_score, f_score, m_score, rfm_segment"
+)
+
+
+def symmetric_difference(columns, left, right):
+    """Returns a query counting the rows of `columns` that only one of two Parquet
+    folders under OUT contains, duplicates included."""
+    a = f"SELECT {columns} FROM read_parquet('OUT/{left}/*.parquet')"
+    b = f"SELECT {columns} FROM read_parquet('OUT/{right}/*.parquet')"
+    return f"SELECT count(*) FROM (({a} EXCEPT ALL {b}) UNION ALL ({b} EXCEPT ALL {a}))"
+
+
+SQL_DIFFERENCES = symmetric_difference(SQL_COLUMNS, "cra_sql", "peer_sql")
 
 # Both fit by maximum likelihood with different optimisers, so scores agree to
 # a relative tolerance, not bit for bit.

@@ -100,18 +100,13 @@ pub const MAX_TARGET_PARTITIONS: usize = 1024;
 /// size fails on its first allocation.
 pub const MAX_BATCH_SIZE: usize = 1 << 20;
 
-/// Checks a `target_partitions` or `batch_size` value: at least 1 and at most
-/// the setting's bound.
-pub fn check_engine_count(name: &str, value: usize) -> Result<usize, String> {
-    let most = if name.ends_with("batch_size") || name.ends_with("batch-size") {
-        MAX_BATCH_SIZE
-    } else {
-        MAX_TARGET_PARTITIONS
-    };
-    if (1..=most).contains(&value) {
+/// Checks that a `target_partitions` or `batch_size` value named `name` is from
+/// 1 to `max`.
+pub fn check_engine_count(name: &str, value: usize, max: usize) -> Result<usize, String> {
+    if (1..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(format!("{name} must be a whole number from 1 to {most}"))
+        Err(format!("{name} must be a whole number from 1 to {max}"))
     }
 }
 
@@ -447,13 +442,19 @@ impl Resolver<'_> {
                 }
             }
         }
-        for (key, value, slot) in [
+        for (key, value, slot, max) in [
             (
                 "target_partitions",
                 &spec.target_partitions,
                 &mut plan.target_partitions,
+                MAX_TARGET_PARTITIONS,
             ),
-            ("batch_size", &spec.batch_size, &mut plan.batch_size),
+            (
+                "batch_size",
+                &spec.batch_size,
+                &mut plan.batch_size,
+                MAX_BATCH_SIZE,
+            ),
         ] {
             if let Some(value) = value {
                 let name = format!("engine.{key}");
@@ -463,8 +464,8 @@ impl Resolver<'_> {
                     .ok()
                     .and_then(|number| usize::try_from(number).ok())
                     .map_or_else(
-                        || check_engine_count(&name, 0),
-                        |number| check_engine_count(&name, number),
+                        || check_engine_count(&name, 0, max),
+                        |number| check_engine_count(&name, number, max),
                     );
                 match checked {
                     Ok(number) => *slot = Some(number),

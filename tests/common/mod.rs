@@ -228,10 +228,15 @@ fn file_rows_in_order(path: &Path) -> Vec<String> {
             .unwrap()
             .build()
             .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        for row in 0..batch.num_rows() {
+    reader
+        .flat_map(|batch| batch_rows(&batch.unwrap()))
+        .collect()
+}
+
+/// Formats each row of `batch` as its values joined by `|`.
+fn batch_rows(batch: &arrow::record_batch::RecordBatch) -> Vec<String> {
+    (0..batch.num_rows())
+        .map(|row| {
             let values: Vec<String> = batch
                 .columns()
                 .iter()
@@ -239,10 +244,9 @@ fn file_rows_in_order(path: &Path) -> Vec<String> {
                     arrow::util::display::array_value_to_string(column, row).unwrap()
                 })
                 .collect();
-            rows.push(values.join("|"));
-        }
-    }
-    rows
+            values.join("|")
+        })
+        .collect()
 }
 
 /// Lists the names in `dir` that cra uses for staging and rollback.
@@ -284,19 +288,6 @@ pub fn query_parquet(path: &Path, sql: &str) -> Vec<String> {
         ctx.register_table("t", Arc::new(ListingTable::try_new(config).unwrap()))
             .unwrap();
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut rows = Vec::new();
-        for batch in batches {
-            for row in 0..batch.num_rows() {
-                let values: Vec<String> = batch
-                    .columns()
-                    .iter()
-                    .map(|column| {
-                        arrow::util::display::array_value_to_string(column, row).unwrap()
-                    })
-                    .collect();
-                rows.push(values.join("|"));
-            }
-        }
-        rows
+        batches.iter().flat_map(batch_rows).collect()
     })
 }
