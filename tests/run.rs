@@ -102,6 +102,7 @@ fn main_job_scores_every_customer() {
         .sum();
     assert_eq!(file_rows, 23570);
     assert!(run.stdout().contains("23570 rows"), "{}", run.stdout());
+    assert_output_encoding(&out);
 
     // A second run publishes the same data, with a new run id.
     let sql = "SELECT * FROM t ORDER BY customer_id";
@@ -111,6 +112,41 @@ fn main_job_scores_every_customer() {
         .assert_code(0);
     assert_eq!(query_parquet(&out, sql), first);
     assert_eq!(leftovers(&workspace.path("out")), Vec::<String>::new());
+}
+
+/// Checks what warehouses read in each data file below `out`: zstd on every
+/// column, dictionaries on the text columns only, and row groups of at most
+/// 131,072 rows.
+fn assert_output_encoding(out: &std::path::Path) {
+    use parquet::basic::{Compression, Encoding, Type};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let files = snapshot(out)
+        .into_keys()
+        .filter(|name| name.ends_with(".parquet"))
+        .collect::<Vec<_>>();
+    assert!(!files.is_empty());
+    for name in files {
+        let file = std::fs::File::open(out.join(&name)).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        for group in reader.metadata().row_groups() {
+            assert!(group.num_rows() <= 131_072, "{name}: {}", group.num_rows());
+            for column in group.columns() {
+                let path = column.column_path().string();
+                assert!(
+                    matches!(column.compression(), Compression::ZSTD(_)),
+                    "{name}: {path} is {:?}",
+                    column.compression()
+                );
+                let text = column.column_type() == Type::BYTE_ARRAY;
+                let dictionary = column.dictionary_page_offset().is_some()
+                    || column
+                        .encodings()
+                        .any(|encoding| encoding == Encoding::RLE_DICTIONARY);
+                assert_eq!(dictionary, text, "{name}: {path} dictionary");
+            }
+        }
+    }
 }
 
 #[test]

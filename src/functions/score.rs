@@ -410,6 +410,65 @@ impl IfAliveMemo {
     }
 }
 
+/// Expected purchases of active customers under one model at the end of each
+/// month of a CLV, by frequency and t.
+///
+/// A CLV needs one value per month, and one lookup here gives all of them, in
+/// place of one [`IfAliveMemo`] lookup per month. Each thread keeps one memo
+/// across batches, which starts afresh when the model or the months change, or
+/// when it is full.
+#[derive(Debug, Default)]
+struct SeriesMemo {
+    /// Model, month count and time units per month of the values.
+    identity: Option<(PurchaseKind, [u64; 4], u32, u64)>,
+    /// Per (frequency, t), the value at each month's end; `None` where the model
+    /// gives none for some month.
+    values: HashMap<[u64; 2], Option<Box<[f64]>>, BuildHasherDefault<RowHasher>>,
+}
+
+thread_local! {
+    static SERIES_MEMO: RefCell<SeriesMemo> = RefCell::new(SeriesMemo::default());
+}
+
+impl SeriesMemo {
+    /// Distinct (frequency, t) pairs kept at most.
+    const CAPACITY: usize = 1 << 14;
+
+    /// Calls `f` with the values of `customer` at months 1 to `months`, of
+    /// `periods` time units each, and computes them on a miss. Returns `None` when
+    /// the model gives no value for some month.
+    fn with<R>(
+        model: &PurchaseModel,
+        months: u32,
+        periods: f64,
+        customer: &Customer,
+        f: impl FnOnce(&[f64]) -> Option<R>,
+    ) -> Option<R> {
+        SERIES_MEMO.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            let (kind, params) = model.params();
+            let identity = (kind, params.map(f64::to_bits), months, periods.to_bits());
+            if memo.identity != Some(identity) || memo.values.len() >= Self::CAPACITY {
+                memo.identity = Some(identity);
+                memo.values.clear();
+            }
+            let key = [customer.frequency, customer.t].map(f64::to_bits);
+            let series = memo.values.entry(key).or_insert_with(|| {
+                (1..=months)
+                    .map(|month| {
+                        model.expected_purchases_if_alive(
+                            f64::from(month) * periods,
+                            customer.frequency,
+                            customer.t,
+                        )
+                    })
+                    .collect::<Option<Box<[f64]>>>()
+            });
+            f(series.as_deref()?)
+        })
+    }
+}
+
 /// Scores every row with a purchase model: `stats` are the frequency, recency and
 /// t columns, `model` the struct column, and `score` the quantity per row.
 fn score_purchase(
@@ -585,20 +644,56 @@ fn clv(arrays: &[ArrayRef], rows: usize, invalid: &mut u64) -> Result<Float64Arr
             if !valid {
                 return None;
             }
-            let mut total = 0.0;
-            let mut previous = 0.0;
             let p_alive = model.p_alive(&customer)?;
-            for month in 1..=(months as u32) {
-                let horizon = f64::from(month) * periods;
-                let if_alive = IfAliveMemo::lookup(&model, horizon, &customer)?;
-                let cumulative = expected_from_parts(if_alive, p_alive)?;
-                let discount = (1.0 + rate).powi(month as i32);
-                total += per_purchase * (cumulative - previous) / discount;
-                previous = cumulative;
-            }
-            Some(total)
+            SeriesMemo::with(&model, months as u32, periods, &customer, |series| {
+                let mut total = 0.0;
+                let mut previous = 0.0;
+                for (month, if_alive) in (1..).zip(series) {
+                    let cumulative = expected_from_parts(*if_alive, p_alive)?;
+                    let discount = (1.0 + rate).powi(month);
+                    total += per_purchase * (cumulative - previous) / discount;
+                    previous = cumulative;
+                }
+                Some(total)
+            })
         })();
         out.append_option(finite(value));
     }
     Ok(out.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memo gives each month's value as computed directly, and starts afresh
+    /// when the months or the model change on the same thread.
+    #[test]
+    fn series_memo_follows_months_and_model() {
+        let first = PurchaseModel::new(PurchaseKind::BgNbd, [0.243, 4.414, 0.793, 2.426])
+            .unwrap();
+        let second =
+            PurchaseModel::new(PurchaseKind::BgNbd, [0.5, 4.0, 0.8, 2.0]).unwrap();
+        let customer = Customer::checked(2.0, 30.43, 38.86).unwrap();
+        let direct = |model: &PurchaseModel, months: u32| -> Vec<f64> {
+            (1..=months)
+                .map(|month| {
+                    model
+                        .expected_purchases_if_alive(f64::from(month) * 4.345, 2.0, 38.86)
+                        .unwrap()
+                })
+                .collect()
+        };
+        let memo = |model: &PurchaseModel, months: u32| -> Vec<f64> {
+            SeriesMemo::with(model, months, 4.345, &customer, |series| {
+                Some(series.to_vec())
+            })
+            .unwrap()
+        };
+        assert_eq!(memo(&first, 12), direct(&first, 12));
+        assert_eq!(memo(&first, 3), direct(&first, 3));
+        assert_eq!(memo(&second, 3), direct(&second, 3));
+        assert_ne!(direct(&first, 3), direct(&second, 3));
+        assert_eq!(memo(&first, 3), direct(&first, 3));
+    }
 }
