@@ -162,6 +162,56 @@ fn failing_error_check_exits_3_and_keeps_destination() {
     assert_eq!(checks[2]["rows"], 23570);
 }
 
+/// Each counting check reports exactly its own failing rows: NULLs fail
+/// `not_null` only, and NaN fails `range`.
+#[test]
+fn checks_count_their_failing_rows() {
+    let workspace = Workspace::with_transactions();
+    workspace.write(
+        "job.yaml",
+        "name: counted\n\
+         inputs:\n  transactions:\n    path: data/transactions.parquet\n\
+         stages:\n  - name: customers\n    query: |\n      \
+         SELECT customer_id, count(*) AS orders,\n        \
+         CASE WHEN count(*) > 3 THEN NULL ELSE sum(amount) END AS spend,\n        \
+         CASE WHEN count(*) = 2 THEN CAST('NaN' AS DOUBLE)\n          \
+         WHEN count(*) = 1 THEN 0.25 ELSE 1.0 END AS ratio\n      \
+         FROM transactions GROUP BY customer_id\n\
+         outputs:\n  - table: customers\n    path: out/customers\n    checks:\n\
+         \x20     - not_null: [spend]\n        severity: warn\n\
+         \x20     - range: {column: spend, min: 10}\n        severity: warn\n\
+         \x20     - range: {column: ratio, min: 0, max: 0.5}\n        severity: warn\n\
+         \x20     - accepted_values: {column: orders, values: [1, 2, 3]}\n        \
+         severity: warn\n\
+         \x20     - row_count: {min: 1}\n",
+    );
+    workspace.cra(&["run", "job.yaml"]).assert_code(0);
+
+    let out = workspace.path("out/customers");
+    let count = |condition: &str| -> u64 {
+        let rows = common::query_parquet(
+            &out,
+            &format!("SELECT count(*) FROM t WHERE {condition}"),
+        );
+        rows[0].parse().unwrap()
+    };
+    let expected = [
+        count("spend IS NULL"),
+        count("spend < 10"),
+        count("orders <> 1"),
+        count("orders > 3"),
+        0,
+    ];
+    assert!(expected[..4].iter().all(|rows| *rows > 0), "{expected:?}");
+    let manifest = read_json(&out.join("_manifest.json"));
+    let checks = manifest["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), expected.len());
+    for (check, rows) in checks.iter().zip(expected) {
+        assert_eq!(check["failing_rows"].as_u64(), Some(rows), "{check}");
+    }
+    assert_eq!(checks[4]["rows"], 23570);
+}
+
 #[test]
 fn warn_check_publishes_and_is_recorded() {
     let workspace = Workspace::with_transactions();

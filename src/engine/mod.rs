@@ -190,7 +190,12 @@ impl Engine {
                     if let Err(error) = self.check_physical(job, stage, &plan).await {
                         problems.push(error);
                     }
-                    self.register_view(stage, plan)?;
+                    // Later stages are planned against an empty table of this
+                    // stage's schema. Planned through every view below them, each
+                    // stage would repeat the optimiser's work on all the earlier
+                    // ones. A run plans the stages again on their real tables.
+                    let schema = Arc::new(plan.schema().as_arrow().clone());
+                    self.register_schema_only(stage, schema)?;
                 }
                 // Later stages that read this one would only repeat its error.
                 Err(error) => {
@@ -279,6 +284,19 @@ impl Engine {
             .await
             .map_err(|error| sql::planning_error(job, stage, &error))?;
         Ok(())
+    }
+
+    fn register_schema_only(
+        &self,
+        stage: &StagePlan,
+        schema: SchemaRef,
+    ) -> Result<(), Error> {
+        self.ctx.deregister_table(stage.name.as_str()).ok();
+        let empty = datafusion::datasource::empty::EmptyTable::new(schema);
+        self.ctx
+            .register_table(stage.name.as_str(), Arc::new(empty))
+            .map(|_| ())
+            .map_err(|error| Error::run(format!("internal error: {error}")))
     }
 
     fn register_view(&self, stage: &StagePlan, plan: LogicalPlan) -> Result<(), Error> {
