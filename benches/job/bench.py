@@ -17,7 +17,8 @@ For each number of customers, generates the transactions with `cra generate`
 The runs that need lifetimes (the model part and the whole job's peer) happen
 only up to --lifetimes-up-to customers (default: all), since lifetimes takes
 minutes on millions of customers. With --repeat N, each run is made N times and
-the run with the median wall time is reported. Each pair's outputs are compared,
+the run with the median wall time is reported; cra and its peer take turns, so a
+change in the machine's speed affects both alike. Each pair's outputs are compared,
 so a faster wrong result cannot pass. Prints wall seconds, CPU
 seconds (user + system) and peak resident memory of each run, and the ratios
 cra / peer.
@@ -35,12 +36,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPEAT = 1
 
 
+def median(runs):
+    """Returns the run with the median wall time."""
+    return sorted(runs, key=lambda run: run["wall"])[len(runs) // 2]
+
+
 def timed(command, cwd, report_dir):
     """Runs `command` in `cwd` REPEAT times; returns the wall s, CPU s and peak MiB,
     from /usr/bin/time, of the run with the median wall time."""
-    runs = sorted((timed_once(command, cwd, report_dir) for _ in range(REPEAT)),
-                  key=lambda run: run["wall"])
-    return runs[len(runs) // 2]
+    return median([timed_once(command, cwd, report_dir) for _ in range(REPEAT)])
+
+
+def timed_pair(command, peer_command, cwd, report_dir):
+    """Runs `command` and `peer_command` in turn, REPEAT times each, and returns the
+    median run of each. Taking turns keeps a change in the shared machine's speed
+    from favouring whichever of the two would run last."""
+    runs, peer_runs = [], []
+    for _ in range(REPEAT):
+        runs.append(timed_once(command, cwd, report_dir))
+        peer_runs.append(timed_once(peer_command, cwd, report_dir))
+    return median(runs), median(peer_runs)
 
 
 def timed_once(command, cwd, report_dir):
@@ -159,31 +174,28 @@ def run_size(binary, repo, work, customers, with_lifetimes, memory_limit):
     peer = os.path.join(HERE, "peer.py")
     rows = []
 
+    def cra_command(job, *extra):
+        return [binary, "-q", "run", job, *extra]
+
     def cra(job, *extra):
-        return timed([binary, "-q", "run", job, *extra], folder, folder)
+        return timed(cra_command(job, *extra), folder, folder)
 
-    def peer_run(mode):
-        return timed([python, peer, mode, folder], folder, folder)
+    def with_peer(part, job, peer_name, mode, differences):
+        row = {"part": part, "peer_name": peer_name}
+        row["cra"], row["peer"] = timed_pair(
+            cra_command(job), [python, peer, mode, folder], folder, folder)
+        row["differing_rows"] = compare(folder, differences)
+        return row
 
-    sql = {"part": "SQL part", "cra": cra("sql_part.yaml")}
-    sql["peer_name"] = "DuckDB"
-    sql["peer"] = peer_run("sql")
-    sql["differing_rows"] = compare(folder, SQL_DIFFERENCES)
-    rows.append(sql)
-
-    models = {"part": "model part", "cra": cra("models_part.yaml")}
+    rows.append(with_peer("SQL part", "sql_part.yaml", "DuckDB", "sql", SQL_DIFFERENCES))
     if with_lifetimes:
-        models["peer_name"] = "lifetimes"
-        models["peer"] = peer_run("models")
-        models["differing_rows"] = compare(folder, MODEL_DIFFERENCES)
-    rows.append(models)
-
-    job = {"part": "whole job", "cra": cra("job.yaml")}
-    if with_lifetimes:
-        job["peer_name"] = "DuckDB + lifetimes"
-        job["peer"] = peer_run("job")
-        job["differing_rows"] = compare(folder, JOB_DIFFERENCES)
-    rows.append(job)
+        rows.append(with_peer("model part", "models_part.yaml", "lifetimes", "models",
+                              MODEL_DIFFERENCES))
+        rows.append(with_peer("whole job", "job.yaml", "DuckDB + lifetimes", "job",
+                              JOB_DIFFERENCES))
+    else:
+        rows.append({"part": "model part", "cra": cra("models_part.yaml")})
+        rows.append({"part": "whole job", "cra": cra("job.yaml")})
 
     if memory_limit:
         limited = {

@@ -39,8 +39,9 @@ use crate::job::{JobPlan, OutputPlan, ParamValue, StagePlan};
 use crate::progress::Progress;
 use crate::storage::{Location, Stores};
 
-/// Parquet compression of outputs.
-pub const PARQUET_COMPRESSION: &str = "zstd(3)";
+/// Parquet compression of outputs. On the main job over 1,000,000 customers,
+/// level 3 made the files 6 % smaller than level 1 and the run 7 % slower.
+pub const PARQUET_COMPRESSION: &str = "zstd(1)";
 
 /// Compression of materialized stages on S3, which only the run itself reads.
 /// On local disk they are not compressed: decompressing them cost more than
