@@ -63,6 +63,70 @@ enum Command {
     /// Writes synthetic transactions, drawn from the BG/NBD purchase process with
     /// Gamma-Gamma spend at the CDNOW fits, in the columns of the CDNOW data.
     Generate(GenerateArgs),
+    /// Runs a Ballista scheduler with every cra SQL function, for
+    /// `cra run --cluster`. Runs until stopped.
+    Scheduler(SchedulerArgs),
+    /// Runs a Ballista executor with every cra SQL function, which registers with
+    /// the scheduler and runs its tasks. Runs until stopped.
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+struct SchedulerArgs {
+    /// Host or address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+
+    /// Port of the scheduler's gRPC service, for clients and executors.
+    #[arg(long, default_value_t = 50050)]
+    bind_port: u16,
+
+    /// Host that executors and clients reach the scheduler at; --bind-host
+    /// otherwise.
+    #[arg(long)]
+    external_host: Option<String>,
+
+    /// Seconds without a heartbeat after which an executor counts as lost and its
+    /// tasks run again on the others.
+    #[arg(long, default_value_t = 30)]
+    executor_timeout_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+struct ExecutorArgs {
+    /// Host or address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+
+    /// Port of the Arrow Flight service that serves shuffle data and results.
+    #[arg(long, default_value_t = 50051)]
+    bind_port: u16,
+
+    /// Port of the gRPC service that the scheduler sends tasks to.
+    #[arg(long, default_value_t = 50052)]
+    bind_grpc_port: u16,
+
+    /// Host that the scheduler, clients and other executors reach this executor
+    /// at; --bind-host otherwise.
+    #[arg(long)]
+    external_host: Option<String>,
+
+    /// Host of the scheduler.
+    #[arg(long, default_value = "127.0.0.1")]
+    scheduler_host: String,
+
+    /// Port of the scheduler.
+    #[arg(long, default_value_t = 50050)]
+    scheduler_port: u16,
+
+    /// Folder for shuffle files and spills; cra-executor-PORT in the system's
+    /// temporary folder otherwise.
+    #[arg(long, value_name = "PATH")]
+    work_dir: Option<PathBuf>,
+
+    /// Tasks run at once; the number of cores otherwise.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    concurrent_tasks: usize,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +231,12 @@ struct RunArgs {
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
 
+    /// Runs the stages and outputs on the Ballista cluster whose scheduler is at
+    /// URL (df://HOST:PORT). Inputs and outputs must be on storage every executor
+    /// reaches.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -227,7 +297,15 @@ pub fn main() -> ExitCode {
             && cli.verbose == 0
             && std::env::var_os("RUST_LOG").is_none(),
     );
-    crate::logging::init(cli.verbose, cli.quiet, cli.log_format, progress.is_shown());
+    let cluster_process =
+        matches!(cli.command, Command::Scheduler(_) | Command::Executor(_));
+    crate::logging::init_for(
+        cli.verbose,
+        cli.quiet,
+        cli.log_format,
+        progress.is_shown(),
+        cluster_process,
+    );
 
     let result = match cli.command {
         Command::Functions => {
@@ -238,6 +316,33 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => on_large_stack(move || block_on(validate(args))),
         Command::Explain(args) => on_large_stack(move || block_on(explain(args))),
         Command::Generate(args) => generate(args),
+        Command::Scheduler(args) => on_large_stack(move || {
+            block_on(crate::cluster::run_scheduler(
+                crate::cluster::SchedulerSettings {
+                    bind_host: args.bind_host,
+                    bind_port: args.bind_port,
+                    external_host: args.external_host,
+                    executor_timeout_seconds: args.executor_timeout_seconds,
+                },
+            ))
+        }),
+        Command::Executor(args) => on_large_stack(move || {
+            let work_dir = args.work_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("cra-executor-{}", args.bind_port))
+            });
+            block_on(crate::cluster::run_executor(
+                crate::cluster::ExecutorSettings {
+                    bind_host: args.bind_host,
+                    bind_port: args.bind_port,
+                    bind_grpc_port: args.bind_grpc_port,
+                    external_host: args.external_host,
+                    scheduler_host: args.scheduler_host,
+                    scheduler_port: args.scheduler_port,
+                    work_dir,
+                    concurrent_tasks: args.concurrent_tasks,
+                },
+            ))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -629,7 +734,14 @@ async fn run_job(
     let _guard = span.enter();
     tracing::info!(file = %job.file, "job started");
 
-    let engine = Engine::new(&job)?;
+    if let Some(url) = &args.cluster {
+        crate::cluster::check_cluster_url(url)?;
+    }
+    let mut engine = Engine::new(&job)?;
+    if let Some(url) = &args.cluster {
+        engine.connect(url, &job).await?;
+        tracing::info!(cluster = %url, "connected to the cluster");
+    }
     let inputs = engine.prepare(&job).await?;
     let mut publisher =
         Publisher::prepare(&job, engine.stores(), run_id, args.force).await?;
@@ -704,7 +816,7 @@ async fn stage_outputs(
         task.finish(rows);
         let invalid_statistics = engine.take_invalid_counts();
         let files = publisher
-            .list_staged(index)
+            .keep_complete_write(index, rows)
             .await
             .map_err(|error| error.context(&job.file))?;
         let elapsed = output_started.elapsed();

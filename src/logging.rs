@@ -38,8 +38,24 @@ pub fn is_json() -> bool {
 /// errors only; `RUST_LOG` overrides both. With `progress` shown, the default
 /// level leaves out the info lines that the progress display replaces.
 pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
+    init_for(verbose, quiet, format, progress, false);
+}
+
+/// Installs the global subscriber like [`init`]; with `cluster_process`, for
+/// `cra scheduler` and `cra executor`, the default level also keeps Ballista's
+/// info lines, such as an executor's registration and its tasks.
+pub fn init_for(
+    verbose: u8,
+    quiet: bool,
+    format: LogFormat,
+    progress: bool,
+    cluster_process: bool,
+) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if cluster_process => {
+            "warn,cra=info,ballista_scheduler=info,ballista_executor=info"
+        }
         (false, 0) if progress => "warn",
         (false, 0) => "warn,cra=info",
         (false, 1) => "warn,cra=debug",

@@ -8,39 +8,6 @@ mod common;
 use common::garage::{Garage, var};
 use common::{Workspace, query_parquet};
 
-/// Rewrites the main job so its input and both outputs are below `prefix` in
-/// the test bucket, with the storage section of the test server.
-fn main_job_on_s3(workspace: &Workspace, garage: &Garage, prefix: &str) -> String {
-    let bucket = &garage.bucket;
-    garage.upload(
-        &workspace.path("data/cdnow/transactions.parquet"),
-        &format!("{prefix}/input/transactions.parquet"),
-    );
-    let job =
-        std::fs::read_to_string(workspace.path("jobs/customer_value.yaml")).unwrap();
-    let job = job
-        .replace(
-            "path: ../data/cdnow/transactions.parquet",
-            &format!("path: s3://{bucket}/{prefix}/input/transactions.parquet"),
-        )
-        .replace(
-            "path: ../out/customer_value",
-            &format!("path: s3://{bucket}/{prefix}/out/customer_value"),
-        )
-        .replace(
-            "path: ../out/customer_models",
-            &format!("path: s3://{bucket}/{prefix}/out/customer_models"),
-        );
-    assert_eq!(
-        job.matches("s3://").count(),
-        3,
-        "the main job changed its paths"
-    );
-    let file = format!("jobs/{prefix}.yaml");
-    workspace.write(&file, format!("{job}{}", garage.storage_yaml()));
-    file
-}
-
 /// Returns the sorted rows of a Parquet folder.
 fn rows(dir: &std::path::Path) -> Vec<String> {
     query_parquet(dir, "SELECT * FROM t ORDER BY customer_id")
@@ -56,7 +23,7 @@ fn main_job_on_s3_matches_local() {
     let local = rows(&workspace.path("out/customer_value"));
     assert_eq!(local.len(), 23570);
 
-    let job = main_job_on_s3(&workspace, &garage, "main");
+    let job = garage.main_job(&workspace, "main");
     let run = workspace.cra(&["run", &job]);
     run.assert_code(0);
     assert!(
@@ -90,7 +57,7 @@ fn main_job_on_s3_matches_local() {
 fn s3_rerun_replaces_every_file() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
-    let job = main_job_on_s3(&workspace, &garage, "rerun");
+    let job = garage.main_job(&workspace, "rerun");
     workspace.cra(&["run", &job]).assert_code(0);
     let first = garage.snapshot(&garage.bucket, "rerun/out/customer_value");
     workspace.cra(&["run", &job]).assert_code(0);
@@ -127,7 +94,7 @@ fn s3_rerun_replaces_every_file() {
 fn failed_check_keeps_s3_destination() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
-    let job = main_job_on_s3(&workspace, &garage, "check");
+    let job = garage.main_job(&workspace, "check");
     workspace.cra(&["run", &job]).assert_code(0);
     let before = garage.snapshot(&garage.bucket, "check");
 
@@ -433,7 +400,7 @@ fn storage_errors_name_cause() {
 fn credentials_never_shown() {
     let garage = Garage::from_env();
     let workspace = Workspace::with_main_job();
-    let job = main_job_on_s3(&workspace, &garage, "secrets");
+    let job = garage.main_job(&workspace, "secrets");
     let secret = var("CRA_TEST_S3_SECRET_ACCESS_KEY");
     let key_id = var("CRA_TEST_S3_ACCESS_KEY_ID");
     let mut seen = Vec::new();

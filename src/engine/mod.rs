@@ -10,7 +10,7 @@ pub mod checks;
 pub mod explain;
 pub mod inputs;
 mod memory;
-mod partition;
+pub(crate) mod partition;
 pub mod sql;
 
 use std::collections::{BTreeMap, HashMap};
@@ -150,6 +150,23 @@ impl Engine {
             params,
             counters,
         })
+    }
+
+    /// Moves the session to the Ballista cluster whose scheduler is at `url`: from
+    /// now on the cluster runs every query, and this process only plans them.
+    pub async fn connect(&mut self, url: &str, job: &JobPlan) -> Result<(), Error> {
+        let state = self.ctx.state();
+        let mut ctx = crate::cluster::connect(url, state, &job.storage).await?;
+        crate::functions::register_counted(&mut ctx, &self.counters).map_err(
+            |error| {
+                Error::run(format!(
+                    "{}: cannot register the SQL functions: {error}",
+                    job.file
+                ))
+            },
+        )?;
+        self.ctx = ctx;
+        Ok(())
     }
 
     /// Returns the rows with invalid statistics that score functions met since the

@@ -27,6 +27,8 @@ type Getter = fn(&S3Spec) -> Option<&Spanned<ScalarSpec>>;
 struct Found {
     value: String,
     source: String,
+    /// The environment variable the value came from, for credentials.
+    variable: Option<String>,
     /// The job file position, for settings the job file gave.
     position: Option<(u64, u64)>,
 }
@@ -169,6 +171,9 @@ impl Resolver<'_> {
         ] {
             if let Some(found) = found {
                 settings.sources.insert(key, found.source.clone());
+                if let Some(variable) = &found.variable {
+                    settings.credential_variables.insert(key, variable.clone());
+                }
             }
         }
         for (key, found) in [("access_key_id", &key_id), ("secret_access_key", &secret)] {
@@ -263,10 +268,14 @@ impl Resolver<'_> {
             } else {
                 crate::redact::expand_env_public(&value.value)
             };
+            // A credential is one whole `${env:NAME}` reference, checked above.
+            let variable = secret
+                .then(|| value.value["${env:".len()..value.value.len() - 1].to_string());
             return match expanded {
                 Ok(text) => Some(Found {
                     value: text,
                     source,
+                    variable,
                     position: Some(position),
                 }),
                 Err(message) => {
@@ -283,6 +292,7 @@ impl Resolver<'_> {
                 return Some(Found {
                     value: text,
                     source: (*name).to_string(),
+                    variable: secret.then(|| (*name).to_string()),
                     position: None,
                 });
             }

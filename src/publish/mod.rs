@@ -22,7 +22,7 @@
 mod local;
 mod s3;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 
 use serde::Serialize;
@@ -300,6 +300,52 @@ impl Publisher {
             }
             Destination::S3(s3) => s3.list_data_files().await,
         }
+    }
+
+    /// Lists the files staged for output `index` and keeps those of the one write
+    /// attempt that wrote `rows` rows, deleting the others.
+    ///
+    /// DataFusion names each file of one write after an id drawn for that write,
+    /// as `ID_N.parquet`. On a cluster, a write task that failed and ran again
+    /// leaves the files of its first attempt under another id, and publishing
+    /// them would repeat rows. A staging whose files match no attempt's rows is
+    /// an error.
+    pub async fn keep_complete_write(
+        &self,
+        index: usize,
+        rows: u64,
+    ) -> Result<Vec<ManifestFile>, Error> {
+        let files = self.list_staged(index).await?;
+        let (kept, abandoned) = complete_write(files, rows).ok_or_else(|| {
+            Error::run(format!(
+                "output '{}': the staged files do not hold the {rows} rows the write                  reported, so nothing was published",
+                self.destinations[index].display()
+            ))
+        })?;
+        if abandoned.is_empty() {
+            return Ok(kept);
+        }
+        tracing::warn!(
+            output = %self.destinations[index].display(),
+            files = abandoned.len(),
+            "removing files of an abandoned write attempt from staging"
+        );
+        match &self.destinations[index] {
+            Destination::Local(local) => {
+                for name in &abandoned {
+                    let path = local.staging.join(name);
+                    std::fs::remove_file(&path).map_err(|error| {
+                        Error::run(format!(
+                            "output '{}': cannot remove '{}' from staging: {error}",
+                            local.display,
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+            Destination::S3(s3) => s3.delete_staged(&abandoned).await?,
+        }
+        Ok(kept)
     }
 
     /// Publishes every output. On failure before the commit point every
@@ -583,6 +629,40 @@ pub struct ManifestColumn {
     pub nullable: bool,
 }
 
+/// Splits staged files by write id, the part of the file name before its first
+/// `_` or `.`, and returns the files of the write whose rows add up to `rows`, and the
+/// paths of all other files. Returns `None` when no write matches.
+fn complete_write(
+    files: Vec<ManifestFile>,
+    rows: u64,
+) -> Option<(Vec<ManifestFile>, Vec<String>)> {
+    let write_id = |file: &ManifestFile| -> String {
+        let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+        name.split(['_', '.']).next().unwrap_or(name).to_string()
+    };
+    let mut by_write: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+    for file in &files {
+        let entry = by_write.entry(write_id(file)).or_default();
+        entry.0 += file.rows;
+        entry.1 += 1;
+    }
+    let total: u64 = files.iter().map(|file| file.rows).sum();
+    if total == rows {
+        return Some((files, Vec::new()));
+    }
+    // A write that finished is complete: prefer the attempt with the most files
+    // among those whose rows match, since a zero-row file may be an attempt's
+    // only file.
+    let chosen = by_write
+        .iter()
+        .filter(|(_, (sum, _))| *sum == rows)
+        .max_by_key(|(_, (_, count))| *count)
+        .map(|(id, _)| id.clone())?;
+    let (kept, abandoned): (Vec<ManifestFile>, Vec<ManifestFile>) =
+        files.into_iter().partition(|file| write_id(file) == chosen);
+    Some((kept, abandoned.into_iter().map(|file| file.path).collect()))
+}
+
 /// One data file of an output.
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestFile {
@@ -592,4 +672,51 @@ pub struct ManifestFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, rows: u64) -> ManifestFile {
+        ManifestFile {
+            path: path.to_string(),
+            rows,
+            bytes: 100,
+        }
+    }
+
+    fn paths(files: &[ManifestFile]) -> Vec<&str> {
+        files.iter().map(|file| file.path.as_str()).collect()
+    }
+
+    #[test]
+    fn complete_write_keeps_one_attempt() {
+        let single = vec![file("a=1/AAAA.parquet", 60), file("a=2/AAAA.parquet", 40)];
+        let (kept, abandoned) = complete_write(single, 100).unwrap();
+        assert_eq!(paths(&kept), ["a=1/AAAA.parquet", "a=2/AAAA.parquet"]);
+        assert!(abandoned.is_empty());
+
+        // A first attempt wrote one file of two before its task failed.
+        let retried = vec![
+            file("BBBB_0.parquet", 50),
+            file("CCCC_0.parquet", 50),
+            file("CCCC_1.parquet", 50),
+        ];
+        let (kept, abandoned) = complete_write(retried, 100).unwrap();
+        assert_eq!(paths(&kept), ["CCCC_0.parquet", "CCCC_1.parquet"]);
+        assert_eq!(abandoned, ["BBBB_0.parquet"]);
+
+        // Two attempts that both finished: either is whole, one is kept.
+        let twice = vec![file("DDDD_0.parquet", 100), file("EEEE_0.parquet", 100)];
+        let (kept, abandoned) = complete_write(twice, 100).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(abandoned.len(), 1);
+    }
+
+    #[test]
+    fn complete_write_rejects_mismatch() {
+        let short = vec![file("FFFF_0.parquet", 30), file("GGGG_0.parquet", 30)];
+        assert!(complete_write(short, 100).is_none());
+    }
 }

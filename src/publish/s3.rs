@@ -447,6 +447,11 @@ impl S3Destination {
         self.remove_prefix(&self.staging).await
     }
 
+    /// Deletes the staged data files `names`, relative to staging.
+    pub(super) async fn delete_staged(&self, names: &[String]) -> Result<(), Error> {
+        self.delete_all(&self.staging, names).await
+    }
+
     /// Lists the Parquet files in staging with rows from each footer.
     pub(super) async fn list_data_files(
         &self,

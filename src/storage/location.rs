@@ -360,6 +360,9 @@ pub struct S3Settings {
     /// Source of each setting that is not a default, by key: a position in the
     /// job file or the name of an environment variable.
     pub sources: BTreeMap<&'static str, String>,
+    /// The environment variable each credential came from, by key, so that the
+    /// processes of a cluster can read their own copy of it.
+    pub credential_variables: BTreeMap<&'static str, String>,
 }
 
 impl S3Settings {
@@ -393,6 +396,7 @@ impl Default for S3Settings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
             sources: BTreeMap::new(),
+            credential_variables: BTreeMap::new(),
         }
     }
 }

@@ -28,8 +28,9 @@ pub struct Garage {
 pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
-            "{name} is not set: the storage tests need the Garage server that \
-             scripts/test starts; run them with scripts/test"
+            "{name} is not set: the storage and cluster tests need the Garage \
+             server and the cluster that scripts/test starts; run them with \
+             scripts/test"
         )
     })
 }
@@ -63,6 +64,39 @@ impl Garage {
          ${env:CRA_TEST_S3_ACCESS_KEY_ID}\n    secret_access_key: \
          ${env:CRA_TEST_S3_SECRET_ACCESS_KEY}\n"
             .to_string()
+    }
+
+    /// Rewrites the main job so its input and both outputs are below `prefix` in
+    /// the test bucket, with the storage section of the test server.
+    pub fn main_job(&self, workspace: &super::Workspace, prefix: &str) -> String {
+        let bucket = &self.bucket;
+        self.upload(
+            &workspace.path("data/cdnow/transactions.parquet"),
+            &format!("{prefix}/input/transactions.parquet"),
+        );
+        let job =
+            std::fs::read_to_string(workspace.path("jobs/customer_value.yaml")).unwrap();
+        let job = job
+            .replace(
+                "path: ../data/cdnow/transactions.parquet",
+                &format!("path: s3://{bucket}/{prefix}/input/transactions.parquet"),
+            )
+            .replace(
+                "path: ../out/customer_value",
+                &format!("path: s3://{bucket}/{prefix}/out/customer_value"),
+            )
+            .replace(
+                "path: ../out/customer_models",
+                &format!("path: s3://{bucket}/{prefix}/out/customer_models"),
+            );
+        assert_eq!(
+            job.matches("s3://").count(),
+            3,
+            "the main job changed its paths"
+        );
+        let file = format!("jobs/{prefix}.yaml");
+        workspace.write(&file, format!("{job}{}", self.storage_yaml()));
+        file
     }
 
     /// Returns a client of `bucket` with the key that may use it.

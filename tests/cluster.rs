@@ -1,0 +1,261 @@
+//! Cluster tests against the loopback Ballista cluster that `scripts/test` starts
+//! (one `cra scheduler`, two `cra executor` processes) and the Garage S3 server.
+//! They cover the main job on the cluster against the local run, the publish
+//! rules, and an executor killed in the middle of a job.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::garage::{Garage, var};
+use common::{Workspace, query_parquet};
+
+/// Returns the rows of a Parquet folder sorted by customer, as cells.
+fn sorted_cells(dir: &Path) -> Vec<Vec<String>> {
+    query_parquet(dir, "SELECT * FROM t ORDER BY customer_id")
+        .into_iter()
+        .map(|row| row.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// Asserts that two tables have the same rows: text cells equal, numbers within
+/// 1e-12 relative.
+fn assert_same_rows(cluster: &[Vec<String>], local: &[Vec<String>]) {
+    assert_eq!(cluster.len(), local.len(), "row counts differ");
+    for (row, (left, right)) in cluster.iter().zip(local).enumerate() {
+        assert_eq!(left.len(), right.len(), "row {row}: column counts differ");
+        for (column, (a, b)) in left.iter().zip(right).enumerate() {
+            if a == b {
+                continue;
+            }
+            let close = match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+                _ => false,
+            };
+            assert!(close, "row {row}, column {column}: cluster {a}, local {b}");
+        }
+    }
+}
+
+#[test]
+fn main_job_on_cluster_matches_local() {
+    let garage = Garage::from_env();
+    let url = var("CRA_TEST_CLUSTER_URL");
+    let workspace = Workspace::with_main_job();
+    workspace
+        .cra(&["run", "jobs/customer_value.yaml"])
+        .assert_code(0);
+    let local = sorted_cells(&workspace.path("out/customer_value"));
+    assert_eq!(local.len(), 23570);
+
+    let job = garage.main_job(&workspace, "cluster");
+    let run = workspace.cra(&["run", &job, "--cluster", &url]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("checks 10 of 10 passed"),
+        "{}",
+        run.stdout()
+    );
+    let downloaded = workspace.path("downloaded/customer_value");
+    garage.download("cluster/out/customer_value", &downloaded);
+    assert_same_rows(&sorted_cells(&downloaded), &local);
+    let models = workspace.path("downloaded/customer_models");
+    garage.download("cluster/out/customer_models", &models);
+    assert_same_rows(
+        &sorted_cells_of(&models),
+        &sorted_cells_of(&workspace.path("out/customer_models")),
+    );
+    let beside: Vec<String> = garage
+        .keys("cluster")
+        .into_iter()
+        .filter(|key| key.contains(".cra-"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+}
+
+/// Returns the rows of a one-row table such as the models, as cells.
+fn sorted_cells_of(dir: &Path) -> Vec<Vec<String>> {
+    query_parquet(dir, "SELECT * FROM t")
+        .into_iter()
+        .map(|row| row.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn failed_check_on_cluster_publishes_nothing() {
+    let garage = Garage::from_env();
+    let url = var("CRA_TEST_CLUSTER_URL");
+    let workspace = Workspace::with_main_job();
+    let job = garage.main_job(&workspace, "cluster-check");
+    let text = std::fs::read_to_string(workspace.path(&job)).unwrap();
+    let failing = text.replace("row_count: {min: 1}", "row_count: {min: 1000000}");
+    assert_ne!(failing, text);
+    workspace.write(&job, failing);
+
+    let run = workspace.cra(&["run", &job, "--cluster", &url]);
+    run.assert_code(3);
+    run.assert_stderr_contains("check 'row_count' failed");
+    assert!(garage.keys("cluster-check/out").is_empty());
+}
+
+#[test]
+fn cluster_url_errors_exit_2() {
+    let workspace = Workspace::with_main_job();
+    for url in [
+        "127.0.0.1:50050",
+        "http://127.0.0.1:50050",
+        "df://127.0.0.1",
+    ] {
+        let run = workspace.cra(&["run", "jobs/customer_value.yaml", "--cluster", url]);
+        run.assert_code(2).assert_no_panic();
+        run.assert_stderr_contains("df://HOST:PORT");
+    }
+    assert!(!workspace.path("out").exists());
+}
+
+/// One process of a cluster that a test starts for itself, killed when dropped.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(args: &[String], log: PathBuf) -> Process {
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cra"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    Process { child, log }
+}
+
+fn log_contains(path: &Path, needle: &str) -> bool {
+    std::fs::File::open(path)
+        .map(|file| {
+            BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains(needle))
+        })
+        .unwrap_or(false)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills one of two executors once it runs a task of the main job. Ballista
+/// 55 runs the lost tasks again on the other executor, so the job completes
+/// with the same rows. A run that fails instead must exit 1 and publish nothing.
+#[test]
+fn killed_executor_leaves_no_partial_output() {
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_main_job();
+    let logs = workspace.path("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+
+    let scheduler_port = free_port().to_string();
+    let _scheduler = start(
+        &[
+            "scheduler".to_string(),
+            "--bind-port".to_string(),
+            scheduler_port.clone(),
+            "--executor-timeout-seconds".to_string(),
+            "3".to_string(),
+        ],
+        logs.join("scheduler.log"),
+    );
+    let mut executors: Vec<Process> = (1..=2)
+        .map(|n| {
+            let args = [
+                "executor",
+                "--bind-port",
+                &free_port().to_string(),
+                "--bind-grpc-port",
+                &free_port().to_string(),
+                "--scheduler-port",
+                &scheduler_port,
+                "--concurrent-tasks",
+                "1",
+                "--work-dir",
+                &workspace
+                    .path(&format!("executor-{n}"))
+                    .display()
+                    .to_string(),
+            ]
+            .map(str::to_string);
+            start(&args, logs.join(format!("executor-{n}.log")))
+        })
+        .collect();
+    for executor in &executors {
+        wait_for("executor registration", Duration::from_secs(60), || {
+            log_contains(&executor.log, "Executor registration succeed")
+        });
+    }
+
+    let local = {
+        workspace
+            .cra(&["run", "jobs/customer_value.yaml"])
+            .assert_code(0);
+        sorted_cells(&workspace.path("out/customer_value"))
+    };
+    let job = garage.main_job(&workspace, "cluster-kill");
+    let url = format!("df://127.0.0.1:{scheduler_port}");
+    let run = common::cra_command(workspace.root(), &["run", &job, "--cluster", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Kill whichever executor runs a task first.
+    let mut victim = None;
+    wait_for("a task on an executor", Duration::from_secs(60), || {
+        victim = executors
+            .iter()
+            .position(|executor| log_contains(&executor.log, "Execute task"));
+        victim.is_some()
+    });
+    let victim = victim.unwrap();
+    executors[victim].child.kill().unwrap();
+    executors[victim].child.wait().unwrap();
+
+    let output = run.wait_with_output().unwrap();
+    let code = output.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let keys = garage.keys("cluster-kill/out");
+    match code {
+        0 => {
+            let downloaded = workspace.path("downloaded/customer_value");
+            garage.download("cluster-kill/out/customer_value", &downloaded);
+            assert_same_rows(&sorted_cells(&downloaded), &local);
+        }
+        1 => assert!(keys.is_empty(), "a failed run published {keys:?}"),
+        other => panic!("exit {other} after an executor was killed: {stderr}"),
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    eprintln!("after a killed executor the run exited {code}");
+}
