@@ -377,6 +377,7 @@ pub async fn connect(
     storage: &StoragePlan,
 ) -> Result<SessionContext, Error> {
     check_cluster_url(url)?;
+    reach_scheduler(url).await?;
     let mut state = state;
     let json = serde_json::to_string(&ClusterStorage::from_plan(storage))
         .map_err(|error| Error::run(format!("internal error: {error}")))?;
@@ -389,6 +390,33 @@ pub async fn connect(
         .await
         .map_err(|error| Error::invalid(format!("--cluster {url}: {error}")))
 }
+
+/// Opens and closes one connection to the scheduler. Connecting a session sends
+/// nothing, so without this a wrong address would only fail the first stage.
+async fn reach_scheduler(url: &str) -> Result<(), Error> {
+    let parsed = url::Url::parse(url)
+        .map_err(|error| Error::invalid(format!("--cluster '{url}': {error}")))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port().unwrap_or_default();
+    let unreachable = |why: String| {
+        Error::run(format!(
+            "--cluster {url}: cannot reach the scheduler: {why}"
+        ))
+        .with_hint("start `cra scheduler` there, or check the host and the port")
+    };
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(unreachable(error.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            SCHEDULER_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Time the client waits for the scheduler to accept a connection.
+const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks that `url` reads `df://host:port`.
 pub fn check_cluster_url(url: &str) -> Result<(), Error> {

@@ -116,6 +116,18 @@ fn cluster_url_errors_exit_2() {
     assert!(!workspace.path("out").exists());
 }
 
+#[test]
+fn unreachable_scheduler_exits_1() {
+    let workspace = Workspace::with_main_job();
+    // Nothing listens on a port that was free a moment ago.
+    let url = format!("df://127.0.0.1:{}", free_port());
+    let run = workspace.cra(&["run", "jobs/customer_value.yaml", "--cluster", &url]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("cannot reach the scheduler");
+    run.assert_stderr_contains("start `cra scheduler`");
+    assert!(!workspace.path("out").exists());
+}
+
 /// One process of a cluster that a test starts for itself, killed when dropped.
 struct Process {
     child: Child,
