@@ -396,7 +396,12 @@ pub async fn connect(
 async fn reach_scheduler(url: &str) -> Result<(), Error> {
     let parsed = url::Url::parse(url)
         .map_err(|error| Error::invalid(format!("--cluster '{url}': {error}")))?;
-    let host = parsed.host_str().unwrap_or_default().to_string();
+    // An IPv6 address is bracketed in the URL but not in a socket address.
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(address)) => address.to_string(),
+        Some(host) => host.to_string(),
+        None => String::new(),
+    };
     let port = parsed.port().unwrap_or_default();
     let unreachable = |why: String| {
         Error::run(format!(
@@ -432,8 +437,10 @@ pub fn check_cluster_url(url: &str) -> Result<(), Error> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
     }
-    if parsed.port().is_none() {
-        return Err(invalid("no port"));
+    match parsed.port() {
+        None => return Err(invalid("no port")),
+        Some(0) => return Err(invalid("port 0 names no scheduler")),
+        Some(_) => {}
     }
     if !(parsed.path().is_empty() || parsed.path() == "/")
         || parsed.query().is_some()
@@ -464,6 +471,7 @@ mod tests {
     fn cluster_url_needs_df_host_and_port() {
         assert!(check_cluster_url("df://127.0.0.1:50050").is_ok());
         assert!(check_cluster_url("df://localhost:50050/").is_ok());
+        assert!(check_cluster_url("df://[::1]:50050").is_ok());
         for url in [
             "127.0.0.1:50050",
             "http://127.0.0.1:50050",
@@ -471,6 +479,7 @@ mod tests {
             "df://:50050",
             "df://127.0.0.1:50050/path",
             "df://user@127.0.0.1:50050",
+            "df://127.0.0.1:0",
         ] {
             assert!(check_cluster_url(url).is_err(), "{url}");
         }
