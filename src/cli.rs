@@ -90,6 +90,11 @@ struct SchedulerArgs {
     /// tasks run again on the others.
     #[arg(long, default_value_t = 30)]
     executor_timeout_seconds: u64,
+
+    /// Seconds after a job ends before its shuffle files are removed from the
+    /// executors; 0 keeps them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    finished_job_data_clean_up_interval_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +132,17 @@ struct ExecutorArgs {
     /// Tasks run at once; the number of cores otherwise.
     #[arg(long, value_name = "N", default_value_t = 0)]
     concurrent_tasks: usize,
+
+    /// Seconds to wait for the scheduler to answer at start; the executor exits
+    /// 1 after that.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    scheduler_connect_timeout_seconds: u64,
+
+    /// Age in seconds after which the executor removes a job's shuffle files
+    /// that the scheduler has not had removed, such as those of a scheduler
+    /// that stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86400)]
+    job_data_ttl_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +339,8 @@ pub fn main() -> ExitCode {
                     bind_port: args.bind_port,
                     external_host: args.external_host,
                     executor_timeout_seconds: args.executor_timeout_seconds,
+                    finished_job_data_clean_up_interval_seconds: args
+                        .finished_job_data_clean_up_interval_seconds,
                 },
             ))
         }),
@@ -340,6 +358,10 @@ pub fn main() -> ExitCode {
                     scheduler_port: args.scheduler_port,
                     work_dir,
                     concurrent_tasks: args.concurrent_tasks,
+                    scheduler_connect_timeout: Duration::from_secs(
+                        args.scheduler_connect_timeout_seconds,
+                    ),
+                    job_data_ttl_seconds: args.job_data_ttl_seconds,
                 },
             ))
         }),
@@ -390,6 +412,59 @@ fn on_large_stack(
             "internal error: the run stopped on a panic; this is a bug in cra",
         ))
     })
+}
+
+/// Time an interrupted cluster run waits for the cluster to stop its jobs.
+const CLUSTER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Stops a run on the cluster after `signal`: cancels its cluster jobs and
+/// keeps the run going until they have ended, so that no task writes into the
+/// staging the run then removes. A second signal, or the cluster not answering
+/// within [`CLUSTER_STOP_TIMEOUT`], ends the wait.
+async fn stop_cluster_run(
+    url: &str,
+    signal: &str,
+    mut job: std::pin::Pin<&mut impl Future<Output = Result<(), Error>>>,
+) -> Result<(), Error> {
+    tracing::warn!(signal, "interrupted; cancelling the run's cluster jobs");
+    let stop = crate::cluster::stop_jobs(url);
+    let deadline = tokio::time::sleep(CLUSTER_STOP_TIMEOUT);
+    tokio::pin!(stop, deadline);
+    tokio::select! {
+        // Either the run fails once its cluster job is cancelled, because it
+        // starts no other job and does not commit. Or no job runs any more, so
+        // the rest of the run can be dropped.
+        _ = &mut job => {}
+        _ = &mut stop => {}
+        _ = &mut deadline => {
+            return Err(Error::run(format!(
+                "run interrupted by {signal}; nothing was published, but the \
+                 scheduler at {url} did not confirm within {} s that these cluster \
+                 jobs stopped: {}",
+                CLUSTER_STOP_TIMEOUT.as_secs(),
+                crate::cluster::running_jobs().join(", ")
+            ))
+            .with_hint(
+                "the next run of the job removes what those jobs leave beside the \
+                 outputs",
+            ));
+        }
+        _ = interrupted() => {
+            return Err(Error::run(format!(
+                "run interrupted twice; nothing was published, and the cluster may \
+                 still run these jobs: {}",
+                crate::cluster::running_jobs().join(", ")
+            ))
+            .with_hint(
+                "the next run of the job removes what those jobs leave beside the \
+                 outputs",
+            ));
+        }
+    }
+    Err(Error::run(format!(
+        "run interrupted by {signal}; its cluster jobs were cancelled and nothing \
+         was published"
+    )))
 }
 
 /// Waits for SIGINT or SIGTERM; dropping the run then removes its staging.
@@ -687,6 +762,9 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
                             signalled = Some(signal);
                             continue;
                         }
+                        if let Some(url) = &args.cluster {
+                            break stop_cluster_run(url, signal, job.as_mut()).await;
+                        }
                         break Err(Error::run(format!(
                             "run interrupted by {signal}; nothing was published"
                         )));
@@ -759,6 +837,12 @@ async fn run_job(
     let finished_at = chrono::Utc::now().to_rfc3339();
     for manifest in &mut manifests {
         manifest.finished_at = finished_at.clone();
+    }
+    // An interrupted cluster run may finish its last query before the cancel
+    // reaches it; it still publishes nothing.
+    if crate::cluster::stopping() {
+        publisher.abort().await;
+        return Err(Error::run("the run was interrupted; nothing was published"));
     }
     if let Err(error) = publisher.commit(&manifests).await {
         publisher.abort().await;

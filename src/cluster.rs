@@ -11,11 +11,20 @@
 //! each one it sends the name of the environment variable the job read it from,
 //! and the scheduler and every executor read their own copy of that variable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobStatusParams};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
 
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::{ConfigProducer, RuntimeProducer};
@@ -227,7 +236,7 @@ fn session_runtime(
 
 /// Builds the session of one query on the scheduler: Ballista's defaults, the
 /// buckets of the query's job, and the cra functions.
-fn scheduler_session(config: SessionConfig) -> datafusion::error::Result<SessionState> {
+fn cluster_session(config: SessionConfig) -> datafusion::error::Result<SessionState> {
     let runtime = session_runtime(&config, None)?;
     let state = ballista_core::utils::default_session_builder(config)?;
     let mut state = SessionStateBuilder::new_from_existing(state)
@@ -255,12 +264,16 @@ pub struct SchedulerSettings {
     /// Seconds without a heartbeat after which an executor counts as lost, and
     /// its tasks run again elsewhere.
     pub executor_timeout_seconds: u64,
+    /// Seconds after a job ends before its shuffle files are removed; 0 keeps
+    /// them.
+    pub finished_job_data_clean_up_interval_seconds: u64,
 }
 
 /// Runs a scheduler until the process is stopped.
 pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
     let address = socket_address(&settings.bind_host, settings.bind_port)?;
-    let session_builder: ballista_scheduler::SessionBuilder = Arc::new(scheduler_session);
+    check_port_free(address, "--bind-port")?;
+    let session_builder: ballista_scheduler::SessionBuilder = Arc::new(cluster_session);
     let config_producer: ConfigProducer = Arc::new(cluster_config);
     let config = SchedulerConfig {
         bind_host: settings.bind_host.clone(),
@@ -275,6 +288,8 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
             .clamp(1, 15),
         no_executors_grace_period_seconds: settings.executor_timeout_seconds,
         executor_termination_grace_period: 0,
+        finished_job_data_clean_up_interval_seconds: settings
+            .finished_job_data_clean_up_interval_seconds,
         ..SchedulerConfig::default()
     }
     .with_override_session_builder(session_builder)
@@ -307,6 +322,10 @@ pub struct ExecutorSettings {
     pub work_dir: PathBuf,
     /// Tasks run at once; the number of cores when 0.
     pub concurrent_tasks: usize,
+    /// Time to wait for the scheduler to answer at start.
+    pub scheduler_connect_timeout: Duration,
+    /// Age after which the executor removes a job's shuffle files itself.
+    pub job_data_ttl_seconds: u64,
 }
 
 /// Runs an executor until the process is stopped.
@@ -319,8 +338,33 @@ pub async fn run_executor(settings: ExecutorSettings) -> Result<(), Error> {
     })?;
     let work_dir = std::path::absolute(&settings.work_dir)
         .unwrap_or_else(|_| settings.work_dir.clone());
+    // Ballista's executor registers before it listens, and stops without an
+    // error when a port is taken, so the ports are tried first.
+    for (port, flag) in [
+        (settings.bind_port, "--bind-port"),
+        (settings.bind_grpc_port, "--bind-grpc-port"),
+    ] {
+        check_port_free(socket_address(&settings.bind_host, port)?, flag)?;
+    }
+    if settings.bind_port == settings.bind_grpc_port {
+        return Err(Error::invalid(format!(
+            "--bind-port and --bind-grpc-port are both {}; the executor needs two ports",
+            settings.bind_port
+        )));
+    }
+    let scheduler = match settings.scheduler_host.contains(':') {
+        true => format!(
+            "df://[{}]:{}",
+            settings.scheduler_host, settings.scheduler_port
+        ),
+        false => format!(
+            "df://{}:{}",
+            settings.scheduler_host, settings.scheduler_port
+        ),
+    };
+    wait_for_scheduler(&scheduler, settings.scheduler_connect_timeout).await?;
     let registry = {
-        let state = scheduler_session(cluster_config()).map_err(|error| {
+        let state = cluster_session(cluster_config()).map_err(|error| {
             Error::run(format!(
                 "cannot build the executor's function list: {error}"
             ))
@@ -344,8 +388,10 @@ pub async fn run_executor(settings: ExecutorSettings) -> Result<(), Error> {
         grpc_port: settings.bind_grpc_port,
         scheduler_host: settings.scheduler_host.clone(),
         scheduler_port: settings.scheduler_port,
-        // Retries the scheduler for this long, so both may start at once.
-        scheduler_connect_timeout_seconds: 30,
+        // `wait_for_scheduler` has waited; Ballista's own wait never ends.
+        scheduler_connect_timeout_seconds: 0,
+        job_data_ttl_seconds: settings.job_data_ttl_seconds,
+        job_data_clean_up_interval_seconds: JOB_DATA_CLEAN_UP_INTERVAL_SECONDS,
         vcores: settings.concurrent_tasks,
         work_dir: Some(work_dir.display().to_string()),
         executor_heartbeat_interval_seconds: 1,
@@ -366,6 +412,55 @@ pub async fn run_executor(settings: ExecutorSettings) -> Result<(), Error> {
         .map_err(|error| Error::run(format!("executor failed: {error}")))
 }
 
+/// Seconds between an executor's own sweeps of its old shuffle files.
+const JOB_DATA_CLEAN_UP_INTERVAL_SECONDS: u64 = 600;
+
+/// Fails when `address` is taken, naming the flag that chose it.
+fn check_port_free(address: SocketAddr, flag: &str) -> Result<(), Error> {
+    std::net::TcpListener::bind(address)
+        .map(drop)
+        .map_err(|error| {
+            Error::run(format!(
+                "{flag} {}: cannot listen on {address}: {error}",
+                address.port()
+            ))
+            .with_hint("stop the process that listens there, or choose another port")
+        })
+}
+
+/// Asks the scheduler at `url` until it answers, for up to `timeout`, so that
+/// an executor may start before its scheduler.
+async fn wait_for_scheduler(url: &str, timeout: Duration) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    let what = "--scheduler-host and --scheduler-port";
+    let mut logged = false;
+    loop {
+        match ask_scheduler(url).await {
+            Ok(()) => return Ok(()),
+            Err(Unanswered::NotScheduler) => {
+                return Err(Unanswered::NotScheduler.error(&format!("{what} ({url})")));
+            }
+            Err(Unanswered::Unreachable(why)) if started.elapsed() >= timeout => {
+                return Err(Error::run(format!(
+                    "{what} ({url}): no scheduler answered within {} s: {why}",
+                    timeout.as_secs()
+                ))
+                .with_hint(
+                    "start `cra scheduler` first, check --scheduler-host and \
+                     --scheduler-port, or raise --scheduler-connect-timeout-seconds",
+                ));
+            }
+            Err(Unanswered::Unreachable(why)) => {
+                if !logged {
+                    tracing::warn!(scheduler = %url, error = %why, "waiting for the scheduler");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// Connects a job's session to the scheduler at `url` (`df://host:port`).
 ///
 /// The session keeps its settings and object stores. Connecting replaces its
@@ -377,7 +472,10 @@ pub async fn connect(
     storage: &StoragePlan,
 ) -> Result<SessionContext, Error> {
     check_cluster_url(url)?;
-    reach_scheduler(url).await?;
+    ask_scheduler(url)
+        .await
+        .map_err(|unanswered| unanswered.error(&format!("--cluster {url}")))?;
+    let _ = SCHEDULER.set(url.to_string());
     let mut state = state;
     let json = serde_json::to_string(&ClusterStorage::from_plan(storage))
         .map_err(|error| Error::run(format!("internal error: {error}")))?;
@@ -386,16 +484,375 @@ pub async fn connect(
         .set("storage", &json)
         .map_err(|error| Error::run(format!("internal error: {error}")))?;
     state.config_mut().options_mut().extensions.insert(options);
-    SessionContext::remote_with_state(url, state)
+    let ctx = SessionContext::remote_with_state(url, state)
         .await
-        .map_err(|error| Error::invalid(format!("--cluster {url}: {error}")))
+        .map_err(|error| Error::invalid(format!("--cluster {url}: {error}")))?;
+    // In pull mode the scheduler answers each query with its job id at once, so
+    // an interrupted run can cancel the job; in push mode the id comes with the
+    // first status, which may only be the job's end.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set("ballista.client.pull", "true")
+        .map_err(|error| Error::run(format!("internal error: {error}")))?;
+    Ok(ctx)
 }
 
-/// Opens and closes one connection to the scheduler. Connecting a session sends
-/// nothing, so without this a wrong address would only fail the first stage.
-async fn reach_scheduler(url: &str) -> Result<(), Error> {
+/// The queries of this process that run on the cluster, by watch number.
+static RUNNING: Mutex<Vec<(u64, Arc<dyn ExecutionPlan>)>> = Mutex::new(Vec::new());
+
+/// Numbers the entries of [`RUNNING`].
+static NEXT_WATCH: AtomicU64 = AtomicU64::new(0);
+
+/// Set when the run stops: from then on no query starts on the cluster.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+fn running() -> MutexGuard<'static, Vec<(u64, Arc<dyn ExecutionPlan>)>> {
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes a query off [`RUNNING`] when it ends or is dropped.
+struct Watch(u64);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        running().retain(|(number, _)| *number != self.0);
+    }
+}
+
+/// Returns the Ballista job id of a query on the cluster, once the scheduler
+/// has accepted it.
+fn job_id(plan: &dyn ExecutionPlan) -> Option<String> {
+    let query = plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()?;
+    query.job_id().map(String::from)
+}
+
+/// Runs `plan` and returns its batches. A plan that runs on the cluster is
+/// watched until it ends, so that [`stop_jobs`] can cancel its job.
+pub(crate) async fn collect(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let remote = plan.is::<DistributedQueryExec<LogicalPlanNode>>();
+    let _watch = if remote {
+        if STOPPING.load(Ordering::SeqCst) {
+            return Err(datafusion::error::DataFusionError::Execution(
+                "the run is stopping, so it starts no more cluster jobs".to_string(),
+            ));
+        }
+        let number = NEXT_WATCH.fetch_add(1, Ordering::SeqCst);
+        running().push((number, Arc::clone(&plan)));
+        Some(Watch(number))
+    } else {
+        None
+    };
+    let result = datafusion::physical_plan::collect(plan, task).await;
+    if remote {
+        result.map_err(ClusterFailure::wrap)
+    } else {
+        result
+    }
+}
+
+/// The scheduler this process connected to, for messages.
+static SCHEDULER: OnceLock<String> = OnceLock::new();
+
+/// A query that failed on the cluster, in the words of a user: the job's own
+/// error when the job failed, or what happened to the connection when the
+/// scheduler could not be asked.
+#[derive(Debug)]
+pub struct ClusterFailure {
+    /// One line about what failed.
+    pub message: String,
+    /// A likely fix.
+    pub hint: Option<String>,
+    /// True when the scheduler failed rather than the query, so the SQL text is
+    /// not to blame.
+    pub scheduler: bool,
+}
+
+impl std::fmt::Display for ClusterFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ClusterFailure {}
+
+impl ClusterFailure {
+    /// Rewrites the error of a query that ran on the cluster. Ballista reports
+    /// both a failed job and a failed call as text: `Job ID failed: REASON`, or
+    /// the debug form of a gRPC status or transport error.
+    fn wrap(
+        error: datafusion::error::DataFusionError,
+    ) -> datafusion::error::DataFusionError {
+        let text = match error.find_root() {
+            datafusion::error::DataFusionError::Execution(text) => text.clone(),
+            _ => return error,
+        };
+        let at = SCHEDULER
+            .get()
+            .map(|url| format!(" at {url}"))
+            .unwrap_or_default();
+        let failure = if let Some((job, reason)) = text
+            .strip_prefix("Job ")
+            .and_then(|rest| rest.split_once(" failed: "))
+        {
+            ClusterFailure {
+                message: format!(
+                    "cluster job {job} failed: {}",
+                    job_failure_reason(reason)
+                ),
+                hint: None,
+                scheduler: false,
+            }
+        } else if grpc_code(&text).as_deref() == Some("Unavailable") {
+            let cause = grpc_message(&text).unwrap_or_else(|| connection_cause(&text));
+            ClusterFailure {
+                message: format!("lost the connection to the scheduler{at}: {cause}"),
+                hint: Some(LOST_SCHEDULER_HINT.to_string()),
+                scheduler: true,
+            }
+        } else if let Some(code) = grpc_code(&text) {
+            let message = match code.as_str() {
+                "Unimplemented" => format!(
+                    "the service{at} is not a Ballista scheduler: it does not know \
+                     the scheduler's calls"
+                ),
+                _ => match grpc_message(&text) {
+                    Some(detail) => {
+                        format!("the scheduler{at} failed the call ({code}: {detail})")
+                    }
+                    None => format!("the scheduler{at} failed the call ({code})"),
+                },
+            };
+            let hint = if code == "Unimplemented" {
+                "give --cluster the --bind-port of `cra scheduler`; an executor's ports \
+                 take no jobs"
+            } else {
+                "check that `cra scheduler` runs there and that its log shows no error"
+            };
+            ClusterFailure {
+                message,
+                hint: Some(hint.to_string()),
+                scheduler: true,
+            }
+        } else if is_connection_failure(&text) {
+            ClusterFailure {
+                message: format!(
+                    "lost the connection to the scheduler{at}: {}",
+                    connection_cause(&text)
+                ),
+                hint: Some(LOST_SCHEDULER_HINT.to_string()),
+                scheduler: true,
+            }
+        } else {
+            return error;
+        };
+        datafusion::error::DataFusionError::External(Box::new(failure))
+    }
+}
+
+const LOST_SCHEDULER_HINT: &str = "check that `cra scheduler` still runs there; a \
+     stopped scheduler takes its executors down within seconds, so restart them too";
+
+/// Returns the failure reason of a Ballista job without Ballista's framing and
+/// without the debug form of the error inside it: the reason of
+/// `Job failed due to stage 1 failed: Task failed due to runtime execution
+/// error: DataFusionError(ArrowError(CastError("Cannot cast ...")))` is
+/// `cast error: Cannot cast ...`.
+fn job_failure_reason(reason: &str) -> String {
+    let mut reason = reason.trim();
+    for framing in [
+        "Job failed due to stage ",
+        "Task failed due to runtime execution error: ",
+    ] {
+        if let Some(rest) = reason.strip_prefix(framing) {
+            reason = rest
+                .split_once(" failed: ")
+                .filter(|_| framing.ends_with("stage "))
+                .map_or(rest, |(_, after)| after);
+        }
+    }
+    if !reason.starts_with("DataFusionError(") {
+        return reason.to_string();
+    }
+    // The innermost `Name("text")` of the debug form holds the message.
+    let Some(open) = reason.rfind("(\"") else {
+        return reason.to_string();
+    };
+    let name_start = reason[..open]
+        .rfind(|c: char| !c.is_ascii_alphanumeric())
+        .map_or(0, |at| at + 1);
+    let name = &reason[name_start..open];
+    let Some(close) = reason[open + 2..].find("\")") else {
+        return reason.to_string();
+    };
+    let message = reason[open + 2..open + 2 + close].replace("\\\"", "\"");
+    match words_of(name) {
+        Some(kind) => format!("{kind}: {message}"),
+        None => message,
+    }
+}
+
+/// Returns `CastError` as `cast error`; the generic names as nothing.
+fn words_of(name: &str) -> Option<String> {
+    if matches!(
+        name,
+        "Execution" | "External" | "Internal" | "Plan" | "Shared"
+    ) {
+        return None;
+    }
+    let mut words = String::new();
+    for (index, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && index > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    Some(words)
+}
+
+/// Returns the code of a gRPC status in its debug form, such as `Unavailable`.
+fn grpc_code(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("code: ")?;
+    let code: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
+/// Returns the message of a gRPC status in its debug form.
+fn grpc_message(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("message: \"")?;
+    let (message, _) = rest.split_once('"')?;
+    (!message.is_empty()).then(|| message.to_string())
+}
+
+fn is_connection_failure(text: &str) -> bool {
+    [
+        "transport error",
+        "Stream closed",
+        "broken pipe",
+        "connection reset",
+        "Connection refused",
+        "tcp connect error",
+        "h2 protocol error",
+    ]
+    .iter()
+    .any(|needle| text.to_lowercase().contains(&needle.to_lowercase()))
+}
+
+/// Returns the lowest cause a transport error's text names.
+fn connection_cause(text: &str) -> String {
+    for (needle, cause) in [
+        ("broken pipe", "broken pipe"),
+        ("connection reset", "connection reset"),
+        ("connection refused", "connection refused"),
+        ("stream closed", "the scheduler closed the job's stream"),
+    ] {
+        if text.to_lowercase().contains(needle) {
+            return cause.to_string();
+        }
+    }
+    "transport error".to_string()
+}
+
+/// Returns whether [`stop_jobs`] has been called.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// Returns the ids of the cluster jobs this process still waits for.
+pub fn running_jobs() -> Vec<String> {
+    running()
+        .iter()
+        .filter_map(|(_, plan)| job_id(plan.as_ref()))
+        .collect()
+}
+
+/// Stops this process's work on the scheduler at `url`: no new job starts, and
+/// each running job is cancelled as soon as the scheduler has given it an id.
+/// Returns the cancelled jobs once none runs any more. The queries that wait for
+/// the jobs must be polled meanwhile, as they see the jobs end.
+pub async fn stop_jobs(url: &str) -> Vec<String> {
+    STOPPING.store(true, Ordering::SeqCst);
+    let endpoint = grpc_endpoint(url);
+    let mut client = None;
+    let mut cancelled = BTreeSet::new();
+    loop {
+        let pending: Vec<String> = running_jobs()
+            .into_iter()
+            .filter(|id| !cancelled.contains(id))
+            .collect();
+        if running().is_empty() {
+            return cancelled.into_iter().collect();
+        }
+        for id in pending {
+            if client.is_none() {
+                client = SchedulerGrpcClient::connect(endpoint.clone()).await.ok();
+            }
+            let Some(scheduler) = client.as_mut() else {
+                break;
+            };
+            let request = CancelJobParams { job_id: id.clone() };
+            match scheduler.cancel_job(request).await {
+                Ok(_) => tracing::info!(job_id = %id, "cancelled the cluster job"),
+                Err(error) => tracing::warn!(
+                    job_id = %id,
+                    error = %error.message(),
+                    "cannot cancel the cluster job"
+                ),
+            }
+            cancelled.insert(id);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Returns the gRPC address of the scheduler at `url` (`df://host:port`).
+fn grpc_endpoint(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, address)) => format!("http://{}", address.trim_end_matches('/')),
+        None => format!("http://{url}"),
+    }
+}
+
+/// Why no scheduler answered.
+enum Unanswered {
+    /// Nothing answered, for this reason.
+    Unreachable(String),
+    /// A gRPC service answered that is not a Ballista scheduler.
+    NotScheduler,
+}
+
+impl Unanswered {
+    /// Returns the error of `what` (such as `--cluster df://host:port`).
+    fn error(self, what: &str) -> Error {
+        match self {
+            Unanswered::Unreachable(why) => {
+                Error::run(format!("{what}: cannot reach the scheduler: {why}"))
+                    .with_hint("start `cra scheduler` there, or check the host and the port")
+            }
+            Unanswered::NotScheduler => Error::run(format!(
+                "{what}: the service there is not a Ballista scheduler: it does not \
+                 know the scheduler's calls"
+            ))
+            .with_hint(
+                "give the --bind-port of `cra scheduler`; an executor's ports take no jobs",
+            ),
+        }
+    }
+}
+
+/// Asks the scheduler at `url` for a job that does not exist, to learn that a
+/// scheduler answers there: connecting a session sends nothing, so a wrong
+/// address would only fail the first stage.
+async fn ask_scheduler(url: &str) -> Result<(), Unanswered> {
     let parsed = url::Url::parse(url)
-        .map_err(|error| Error::invalid(format!("--cluster '{url}': {error}")))?;
+        .map_err(|error| Unanswered::Unreachable(error.to_string()))?;
     // An IPv6 address is bracketed in the URL but not in a socket address.
     let host = match parsed.host() {
         Some(url::Host::Ipv6(address)) => address.to_string(),
@@ -403,24 +860,46 @@ async fn reach_scheduler(url: &str) -> Result<(), Error> {
         None => String::new(),
     };
     let port = parsed.port().unwrap_or_default();
-    let unreachable = |why: String| {
-        Error::run(format!(
-            "--cluster {url}: cannot reach the scheduler: {why}"
-        ))
-        .with_hint("start `cra scheduler` there, or check the host and the port")
-    };
-    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(unreachable(error.to_string())),
-        Err(_) => Err(unreachable(format!(
+    let silent = || {
+        Unanswered::Unreachable(format!(
             "no answer within {} s",
             SCHEDULER_CONNECT_TIMEOUT.as_secs()
-        ))),
+        ))
+    };
+    // A plain connection first: its error names the cause, where gRPC's says
+    // only "transport error".
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(Unanswered::Unreachable(error.to_string())),
+        Err(_) => return Err(silent()),
+    }
+    let ask = async {
+        let mut client = SchedulerGrpcClient::connect(grpc_endpoint(url))
+            .await
+            .map_err(|error| Unanswered::Unreachable(error.to_string()))?;
+        let request = GetJobStatusParams {
+            job_id: "cra-connection-check".to_string(),
+        };
+        match client.get_job_status(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                Err(Unanswered::NotScheduler)
+            }
+            Err(status) => Err(Unanswered::Unreachable(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))),
+        }
+    };
+    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, ask).await {
+        Ok(answer) => answer,
+        Err(_) => Err(silent()),
     }
 }
 
-/// Time the client waits for the scheduler to accept a connection.
+/// Time the client waits for the scheduler to answer when it connects.
 const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks that `url` reads `df://host:port`.
@@ -430,6 +909,11 @@ pub fn check_cluster_url(url: &str) -> Result<(), Error> {
             "give the scheduler as df://HOST:PORT, such as df://127.0.0.1:50050",
         )
     };
+    // The URL parser drops spaces at either end, which would hide a quoting
+    // mistake in the orchestrator's command line.
+    if url.contains(char::is_whitespace) {
+        return Err(invalid("it contains a space"));
+    }
     let parsed = url::Url::parse(url).map_err(|error| invalid(&error.to_string()))?;
     if parsed.scheme() != "df" {
         return Err(invalid("the scheme must be df"));
@@ -480,9 +964,71 @@ mod tests {
             "df://127.0.0.1:50050/path",
             "df://user@127.0.0.1:50050",
             "df://127.0.0.1:0",
+            "df://127.0.0.1:50050 ",
+            " df://127.0.0.1:50050",
         ] {
             assert!(check_cluster_url(url).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn job_failure_reason_drops_ballista_framing() {
+        let reason = "Job failed due to stage 0 failed: Task failed due to runtime \
+            execution error: DataFusionError(Shared(External(ArrowError(CastError(\
+            \"Cannot cast string '1x' to value of Int32 type\")))))";
+        assert_eq!(
+            job_failure_reason(reason),
+            "cast error: Cannot cast string '1x' to value of Int32 type"
+        );
+        let reason = "Task failed due to runtime execution error: \
+            DataFusionError(Execution(\"model struct lacks field 'r'\"))";
+        assert_eq!(job_failure_reason(reason), "model struct lacks field 'r'");
+        assert_eq!(job_failure_reason("Cancelled"), "Cancelled");
+    }
+
+    #[test]
+    fn cluster_failures_say_what_failed() {
+        let wrap = |text: &str| {
+            let error = ClusterFailure::wrap(
+                datafusion::error::DataFusionError::Execution(text.to_string()),
+            );
+            match error {
+                datafusion::error::DataFusionError::External(external) => {
+                    let failure = external.downcast_ref::<ClusterFailure>().unwrap();
+                    (failure.message.clone(), failure.scheduler)
+                }
+                other => panic!("not rewritten: {other}"),
+            }
+        };
+        let (message, scheduler) = wrap("Job 038J failed: Cancelled");
+        assert_eq!(message, "cluster job 038J failed: Cancelled");
+        assert!(!scheduler);
+        let (message, scheduler) = wrap(
+            "Status { code: Unavailable, message: \"error trying to connect\", \
+             metadata: MetadataMap { headers: {} }, source: None }",
+        );
+        assert_eq!(
+            message,
+            "lost the connection to the scheduler: error trying to connect"
+        );
+        assert!(scheduler);
+        let (message, _) =
+            wrap("status { code: Unimplemented, metadata: MetadataMap { headers: {} } }");
+        assert!(message.contains("not a Ballista scheduler"), "{message}");
+        let (message, scheduler) = wrap("Stream closed without job completing");
+        assert!(
+            message.starts_with("lost the connection to the scheduler"),
+            "{message}"
+        );
+        assert!(scheduler);
+        // An error of the query itself keeps its own words.
+        let error = ClusterFailure::wrap(datafusion::error::DataFusionError::Execution(
+            "model struct lacks field 'r'".to_string(),
+        ));
+        assert!(matches!(
+            error,
+            datafusion::error::DataFusionError::Execution(_)
+        ));
     }
 
     /// The option survives the way Ballista sends settings: each entry of the

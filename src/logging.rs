@@ -41,6 +41,9 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, progress: bool) {
     init_for(verbose, quiet, format, progress, false);
 }
 
+/// The module of Ballista's client that logs each cluster job's status.
+const BALLISTA_CLIENT: &str = "ballista_core::execution_plans::distributed_query";
+
 /// Installs the global subscriber like [`init`]; with `cluster_process`, for
 /// `cra scheduler` and `cra executor`, the default level also keeps Ballista's
 /// info lines, such as an executor's registration and its tasks.
@@ -60,6 +63,13 @@ pub fn init_for(
         (false, 0) => "warn,cra=info",
         (false, 1) => "warn,cra=debug",
         (false, _) => "info,cra=trace,datafusion=debug",
+    };
+    // Ballista's client logs a failed job as an error of its own, in the debug
+    // form of the error. cra reports the failure once, in its own words.
+    let default = if quiet || verbose > 1 {
+        default.to_string()
+    } else {
+        format!("{default},{BALLISTA_CLIENT}=off")
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -180,18 +180,17 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// Kills one of two executors once it runs a task of the main job. Ballista
-/// 55 runs the lost tasks again on the other executor, so the job completes
-/// with the same rows. A run that fails instead must exit 1 and publish nothing.
-#[test]
-fn killed_executor_leaves_no_partial_output() {
-    let garage = Garage::from_env();
-    let workspace = Workspace::with_main_job();
+/// A cluster that a test starts for itself: a scheduler that counts an
+/// executor lost after 3 s, and `executors` executors of one task each, with
+/// their logs in the workspace's `logs` folder. Returns the scheduler's port.
+fn own_cluster(
+    workspace: &Workspace,
+    executors: usize,
+) -> (Process, Vec<Process>, String) {
     let logs = workspace.path("logs");
     std::fs::create_dir_all(&logs).unwrap();
-
     let scheduler_port = free_port().to_string();
-    let _scheduler = start(
+    let scheduler = start(
         &[
             "scheduler".to_string(),
             "--bind-port".to_string(),
@@ -201,7 +200,7 @@ fn killed_executor_leaves_no_partial_output() {
         ],
         logs.join("scheduler.log"),
     );
-    let mut executors: Vec<Process> = (1..=2)
+    let executors: Vec<Process> = (1..=executors)
         .map(|n| {
             let args = [
                 "executor",
@@ -228,6 +227,17 @@ fn killed_executor_leaves_no_partial_output() {
             log_contains(&executor.log, "Executor registration succeed")
         });
     }
+    (scheduler, executors, scheduler_port)
+}
+
+/// Kills one of two executors once it runs a task of the main job. Ballista
+/// 55 runs the lost tasks again on the other executor, so the job completes
+/// with the same rows. A run that fails instead must exit 1 and publish nothing.
+#[test]
+fn killed_executor_leaves_no_partial_output() {
+    let garage = Garage::from_env();
+    let workspace = Workspace::with_main_job();
+    let (_scheduler, mut executors, scheduler_port) = own_cluster(&workspace, 2);
 
     let local = {
         workspace
@@ -270,4 +280,219 @@ fn killed_executor_leaves_no_partial_output() {
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
     eprintln!("after a killed executor the run exited {code}");
+}
+
+/// Sends SIGTERM to a cluster run while its first job runs. The run cancels
+/// the job on the scheduler and exits 1 once the job has stopped, and neither
+/// the run nor the cancelled job leaves files beside the outputs.
+#[cfg(unix)]
+#[test]
+fn interrupted_run_cancels_its_cluster_job() {
+    let url = var("CRA_TEST_CLUSTER_URL");
+    let cluster_dir = PathBuf::from(var("CRA_TEST_CLUSTER_DIR"));
+    let workspace = Workspace::with_main_job();
+    workspace
+        .cra(&[
+            "generate",
+            "--customers",
+            "300000",
+            "--out",
+            "data/generated",
+        ])
+        .assert_code(0);
+    workspace.write_generated_job();
+
+    let stderr_path = workspace.path("run.log");
+    let mut run = common::cra_command(
+        workspace.root(),
+        &["run", "jobs/generated.yaml", "--cluster", &url],
+    )
+    // Ballista's client logs each job's id once the scheduler runs it.
+    .env("RUST_LOG", "warn,cra=info,ballista_core=info")
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&stderr_path).unwrap())
+    .spawn()
+    .unwrap();
+    wait_for(
+        "the run's first cluster job",
+        Duration::from_secs(120),
+        || log_contains(&stderr_path, "is running"),
+    );
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = run.wait().unwrap();
+    let stopped_in = signalled.elapsed();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its cluster jobs were cancelled and nothing was published"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // The job that ran or waited when the signal came.
+    let job_id = logged_job_ids(&stderr)
+        .pop()
+        .unwrap_or_else(|| panic!("no job id in: {stderr}"));
+    assert!(
+        log_contains(
+            &cluster_dir.join("scheduler.log"),
+            &format!("Received cancellation request for job {job_id}")
+        ),
+        "the scheduler was not asked to cancel job {job_id}"
+    );
+
+    // A task that kept running would write into the staging within a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let left: Vec<String> = std::fs::read_dir(workspace.path("out"))
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with(".cra-lock."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left beside the outputs: {left:?}");
+    eprintln!("the interrupted cluster run exited {stopped_in:?} after SIGTERM");
+}
+
+/// Returns the ids of the Ballista jobs a run logged with
+/// `RUST_LOG=ballista_core=info`, in the order of their first line: "Job ID is
+/// queued...", "Job ID is running..." or "Job ID finished executing in ...".
+fn logged_job_ids(stderr: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let Some((_, rest)) = line.split_once(" Job ") else {
+            continue;
+        };
+        let Some((id, status)) = rest.split_once(' ') else {
+            continue;
+        };
+        let known = ["is queued", "is running", "finished executing"]
+            .iter()
+            .any(|word| status.starts_with(word));
+        if known && !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
+}
+
+/// The scheduler that `scripts/cluster` starts removes each job's shuffle
+/// files a second after the job; the default is a minute.
+#[test]
+fn finished_jobs_leave_no_shuffle_files() {
+    let url = var("CRA_TEST_CLUSTER_URL");
+    let cluster_dir = PathBuf::from(var("CRA_TEST_CLUSTER_DIR"));
+    let workspace = Workspace::with_main_job();
+    let output = common::cra_command(
+        workspace.root(),
+        &["run", "jobs/customer_value.yaml", "--cluster", &url],
+    )
+    .env("RUST_LOG", "warn,ballista_core=info")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let jobs = logged_job_ids(&stderr);
+    assert!(jobs.len() >= 5, "{stderr}");
+    let work_dirs = ["executor-1", "executor-2"].map(|name| cluster_dir.join(name));
+    let left = || -> Vec<String> {
+        jobs.iter()
+            .filter(|job| work_dirs.iter().any(|dir| dir.join(job).exists()))
+            .cloned()
+            .collect()
+    };
+    wait_for("the shuffle files to go", Duration::from_secs(60), || {
+        left().is_empty()
+    });
+}
+
+#[test]
+fn executor_without_scheduler_exits_1() {
+    let workspace = Workspace::new();
+    let run = workspace.cra(&[
+        "executor",
+        "--scheduler-port",
+        &free_port().to_string(),
+        "--scheduler-connect-timeout-seconds",
+        "1",
+        "--bind-port",
+        &free_port().to_string(),
+        "--bind-grpc-port",
+        &free_port().to_string(),
+        "--work-dir",
+        "work",
+    ]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("no scheduler answered within 1 s");
+    run.assert_stderr_contains("--scheduler-connect-timeout-seconds");
+}
+
+#[test]
+fn executor_on_a_taken_port_exits_1() {
+    let workspace = Workspace::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let run = workspace.cra(&[
+        "executor",
+        "--bind-port",
+        &port,
+        "--bind-grpc-port",
+        &free_port().to_string(),
+        "--work-dir",
+        "work",
+    ]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains(&format!("--bind-port {port}: cannot listen"));
+}
+
+#[test]
+fn executor_port_as_cluster_exits_1() {
+    let port = var("CRA_TEST_EXECUTOR_GRPC_PORT");
+    let workspace = Workspace::with_main_job();
+    let url = format!("df://127.0.0.1:{port}");
+    let run = workspace.cra(&["run", "jobs/customer_value.yaml", "--cluster", &url]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("not a Ballista scheduler");
+    run.assert_stderr_contains("--bind-port of `cra scheduler`");
+    assert!(!workspace.path("out").exists());
+}
+
+/// Stops the scheduler while a run waits for its job: the run fails with exit
+/// 1, names the scheduler rather than the stage's SQL, and publishes nothing.
+#[test]
+fn stopped_scheduler_fails_the_run() {
+    let workspace = Workspace::with_main_job();
+    let (mut scheduler, executors, scheduler_port) = own_cluster(&workspace, 1);
+    let url = format!("df://127.0.0.1:{scheduler_port}");
+    let run = common::cra_command(
+        workspace.root(),
+        &["run", "jobs/customer_value.yaml", "--cluster", &url],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("a task on the executor", Duration::from_secs(60), || {
+        log_contains(&executors[0].log, "Execute task")
+    });
+    scheduler.child.kill().unwrap();
+    scheduler.child.wait().unwrap();
+
+    let output = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+    assert!(
+        !stderr.contains(".sql"),
+        "the stage's SQL is blamed: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!workspace.path("out/customer_value").exists());
+    assert!(!workspace.path("out/customer_models").exists());
 }

@@ -43,13 +43,7 @@ fn generated_data_runs_main_job() {
         "first orders start on 1997-01-01 and no order falls after 1998-06-30"
     );
 
-    let job =
-        std::fs::read_to_string(workspace.path("jobs/customer_value.yaml")).unwrap();
-    let job = job.replace(
-        "path: ../data/cdnow/transactions.parquet",
-        "path: ../data/generated",
-    );
-    workspace.write("jobs/generated.yaml", job);
+    workspace.write_generated_job();
     let run = workspace.cra(&["run", "jobs/generated.yaml"]);
     run.assert_code(0);
     assert!(

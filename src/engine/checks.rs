@@ -227,7 +227,9 @@ impl Engine {
                 check_error(job, output, check, &error, ExitKind::Run).with_source(error)
             };
             let queries = self.check_queries(job, output, check).await?;
-            let batches = queries.failing.collect().await.map_err(failed)?;
+            let batches = super::collect_frame(queries.failing.clone())
+                .await
+                .map_err(failed)?;
             let counted = first_integer(&batches);
             let (passed, failing, rows) = match &check.kind {
                 CheckKind::RowCount { min, max } => {
@@ -239,7 +241,8 @@ impl Engine {
             };
             let examples = match (&queries.examples, passed) {
                 (Some(frame), false) => {
-                    let batches = frame.clone().collect().await.map_err(failed)?;
+                    let batches =
+                        super::collect_frame(frame.clone()).await.map_err(failed)?;
                     format_rows(&batches)
                 }
                 _ => Vec::new(),

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
+use arrow::record_batch::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::{Column, ParamValues};
 use datafusion::config::TableParquetOptions;
@@ -472,7 +473,21 @@ impl Engine {
     }
 
     async fn count(&self, table: &str) -> datafusion::error::Result<u64> {
-        let rows = self.ctx.table(table).await?.count().await?;
+        let frame = self.ctx.table(table).await?.aggregate(
+            vec![],
+            vec![datafusion::functions_aggregate::count::count_all()],
+        )?;
+        let batches = collect_frame(frame).await?;
+        let rows = batches
+            .first()
+            .filter(|batch| batch.num_rows() == 1)
+            .and_then(|batch| batch.column(0).as_primitive_opt::<Int64Type>())
+            .map(|counts| counts.value(0))
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "counting the rows of '{table}' returned no count"
+                ))
+            })?;
         Ok(rows as u64)
     }
 
@@ -698,8 +713,7 @@ async fn write_parquet(
     .build()?;
     let physical = state.create_physical_plan(&plan).await?;
     let batches =
-        datafusion::physical_plan::collect(Arc::clone(&physical), state.task_ctx())
-            .await?;
+        crate::cluster::collect(Arc::clone(&physical), state.task_ctx()).await?;
     let mut written = Written::default();
     for batch in batches {
         if let Some(counts) = batch.column(0).as_primitive_opt::<UInt64Type>() {
@@ -709,6 +723,16 @@ async fn write_parquet(
     }
     add_spills(physical.as_ref(), &mut written);
     Ok(written)
+}
+
+/// Runs `frame` and returns its batches; on a cluster, as a job that an
+/// interrupted run can cancel.
+pub(crate) async fn collect_frame(
+    frame: DataFrame,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let task = Arc::new(frame.task_ctx());
+    let physical = frame.create_physical_plan().await?;
+    crate::cluster::collect(physical, task).await
 }
 
 /// Returns true for the text types, whose columns are written with a dictionary.

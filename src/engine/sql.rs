@@ -160,10 +160,14 @@ pub fn source_error(
         Some((line, column)) => source.origin.position(line, column),
         None => source.origin.file().to_string(),
     };
-    let message = format!(
-        "{}: {}: {location}: {}",
-        job.file, source.context, described.message
-    );
+    let message = if described.not_sql {
+        format!("{}: {}: {}", job.file, source.context, described.message)
+    } else {
+        format!(
+            "{}: {}: {location}: {}",
+            job.file, source.context, described.message
+        )
+    };
     let mut out = match kind {
         ExitKind::Invalid => Error::invalid(message),
         ExitKind::Check => Error::check(message),
@@ -200,11 +204,22 @@ pub struct Described {
     /// A word of the SQL the error is about, such as a function name, to find its
     /// position when DataFusion gives none.
     pub token: Option<String>,
+    /// True when the SQL text is not to blame, such as when the scheduler of a
+    /// cluster failed.
+    pub not_sql: bool,
 }
 
 /// Reduces a DataFusion error to a message, a position and a hint.
 pub fn describe(error: &DataFusionError) -> Described {
     let mut described = Described::default();
+    if let DataFusionError::External(external) = error.find_root()
+        && let Some(failure) = external.downcast_ref::<crate::cluster::ClusterFailure>()
+    {
+        described.message = failure.message.clone();
+        described.hint = failure.hint.clone();
+        described.not_sql = failure.scheduler;
+        return described;
+    }
     if let DataFusionError::ResourcesExhausted(message) = error.find_root() {
         described.message =
             format!("resources exhausted: {}", exhausted_summary(message));

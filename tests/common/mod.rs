@@ -93,6 +93,18 @@ impl Workspace {
         std::fs::copy(repo().join(from), target).unwrap();
     }
 
+    /// Writes `jobs/generated.yaml`: the main job on the transactions in
+    /// `data/generated`, where `cra generate` writes them.
+    pub fn write_generated_job(&self) {
+        let job = std::fs::read_to_string(self.path("jobs/customer_value.yaml")).unwrap();
+        let job = job.replace(
+            "path: ../data/cdnow/transactions.parquet",
+            "path: ../data/generated",
+        );
+        assert!(job.contains("path: ../data/generated"));
+        self.write("jobs/generated.yaml", job);
+    }
+
     /// Runs `cra` with `args` in the workspace folder.
     pub fn cra(&self, args: &[&str]) -> Run {
         self.cra_in(self.root(), args)
