@@ -434,7 +434,12 @@ async fn stop_cluster_run(
         // Either the run fails once its cluster job is cancelled, because it
         // starts no other job and does not commit. Or no job runs any more, so
         // the rest of the run can be dropped.
-        _ = &mut job => {}
+        result = &mut job => {
+            // The run had committed before the cancel reached it.
+            if result.is_ok() {
+                return result;
+            }
+        }
         _ = &mut stop => {}
         _ = &mut deadline => {
             return Err(Error::run(format!(
@@ -756,8 +761,8 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
                     signal = interrupted(), if signalled.is_none() => {
                         // A commit that stopped halfway would leave the
                         // destinations for the next run to repair, so it runs
-                        // to its end first.
-                        if crate::publish::committing() {
+                        // to its end first, and a committed run to its end.
+                        if crate::publish::commit_started() {
                             tracing::warn!(signal, "interrupted during the commit; finishing the commit first");
                             signalled = Some(signal);
                             continue;

@@ -42,25 +42,31 @@ const COMMITTED: &str = "_COMMITTED";
 static COMMITTING: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Returns true while a run changes its destinations, from the first change to
-/// the end of the commit.
-pub fn committing() -> bool {
+/// Returns true from a run's first change of its destinations on: while it
+/// commits, and once it has passed the commit point. A commit that failed and
+/// was rolled back clears it.
+pub fn commit_started() -> bool {
     COMMITTING.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Marks the commit as running until it is dropped.
-struct CommitGuard;
+/// Marks the commit as started; dropped before the commit point, it marks the
+/// commit as rolled back.
+struct CommitGuard {
+    committed: bool,
+}
 
 impl CommitGuard {
     fn start() -> Self {
         COMMITTING.store(true, std::sync::atomic::Ordering::SeqCst);
-        CommitGuard
+        CommitGuard { committed: false }
     }
 }
 
 impl Drop for CommitGuard {
     fn drop(&mut self) {
-        COMMITTING.store(false, std::sync::atomic::Ordering::SeqCst);
+        if !self.committed {
+            COMMITTING.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -372,7 +378,7 @@ impl Publisher {
         for lock in &self.s3_locks {
             lock.check_held().await?;
         }
-        let _guard = CommitGuard::start();
+        let mut guard = CommitGuard::start();
         for index in 0..self.destinations.len() {
             let result = match &mut self.destinations[index] {
                 Destination::Local(local) => local.swap_in().map_err(|error| {
@@ -404,6 +410,7 @@ impl Publisher {
             return Err(self.roll_back(self.destinations.len(), error).await);
         }
         self.committed = true;
+        guard.committed = true;
 
         let mut unfinished = Vec::new();
         for destination in &self.destinations {
