@@ -71,6 +71,12 @@ enum Command {
     Executor(ExecutorArgs),
 }
 
+/// Parses a port of a cluster process. Port 0 would have the system choose
+/// one, which Ballista would then announce as 0.
+fn port_parser() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..)
+}
+
 #[derive(Debug, Args)]
 struct SchedulerArgs {
     /// Host or address to listen on.
@@ -78,7 +84,7 @@ struct SchedulerArgs {
     bind_host: String,
 
     /// Port of the scheduler's gRPC service, for clients and executors.
-    #[arg(long, default_value_t = 50050)]
+    #[arg(long, default_value_t = 50050, value_parser = port_parser())]
     bind_port: u16,
 
     /// Host that executors and clients reach the scheduler at; --bind-host
@@ -88,7 +94,7 @@ struct SchedulerArgs {
 
     /// Seconds without a heartbeat after which an executor counts as lost and its
     /// tasks run again on the others.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     executor_timeout_seconds: u64,
 
     /// Seconds after a job ends before its shuffle files are removed from the
@@ -104,11 +110,11 @@ struct ExecutorArgs {
     bind_host: String,
 
     /// Port of the Arrow Flight service that serves shuffle data and results.
-    #[arg(long, default_value_t = 50051)]
+    #[arg(long, default_value_t = 50051, value_parser = port_parser())]
     bind_port: u16,
 
     /// Port of the gRPC service that the scheduler sends tasks to.
-    #[arg(long, default_value_t = 50052)]
+    #[arg(long, default_value_t = 50052, value_parser = port_parser())]
     bind_grpc_port: u16,
 
     /// Host that the scheduler, clients and other executors reach this executor
@@ -121,7 +127,7 @@ struct ExecutorArgs {
     scheduler_host: String,
 
     /// Port of the scheduler.
-    #[arg(long, default_value_t = 50050)]
+    #[arg(long, default_value_t = 50050, value_parser = port_parser())]
     scheduler_port: u16,
 
     /// Folder for shuffle files and spills; cra-executor-PORT in the system's
@@ -252,6 +258,12 @@ struct RunArgs {
     /// reaches.
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
+
+    /// Stops the run after SECONDS, as SIGTERM would: exit 1 and nothing
+    /// published; on a cluster its jobs are cancelled. A commit that has started
+    /// runs to its end.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
 
     #[command(flatten)]
     engine: EngineArgs,
@@ -417,63 +429,78 @@ fn on_large_stack(
 /// Time an interrupted cluster run waits for the cluster to stop its jobs.
 const CLUSTER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Stops a run on the cluster after `signal`: cancels its cluster jobs and
-/// keeps the run going until they have ended, so that no task writes into the
-/// staging the run then removes. A second signal, or the cluster not answering
+/// Stops a run on the cluster, `cause` (such as "interrupted by SIGTERM"): cancels
+/// its cluster jobs and keeps the run going until it fails, so that it removes
+/// its staging after the jobs have ended. A second signal, or the run not ending
 /// within [`CLUSTER_STOP_TIMEOUT`], ends the wait.
 async fn stop_cluster_run(
     url: &str,
-    signal: &str,
+    cause: &str,
     mut job: std::pin::Pin<&mut impl Future<Output = Result<(), Error>>>,
 ) -> Result<(), Error> {
-    tracing::warn!(signal, "interrupted; cancelling the run's cluster jobs");
+    tracing::warn!("run {cause}; cancelling its cluster jobs");
     let stop = crate::cluster::stop_jobs(url);
     let deadline = tokio::time::sleep(CLUSTER_STOP_TIMEOUT);
     tokio::pin!(stop, deadline);
-    tokio::select! {
-        // Either the run fails once its cluster job is cancelled, because it
-        // starts no other job and does not commit. Or no job runs any more, so
-        // the rest of the run can be dropped.
-        result = &mut job => {
-            // The run had committed before the cancel reached it.
-            if result.is_ok() {
-                return result;
+    let mut stopped = false;
+    let leftover_hint = "the next run of the job removes what those jobs leave beside the \
+                         outputs";
+    loop {
+        tokio::select! {
+            // The run fails once its cluster job is cancelled, because it starts
+            // no other job and does not commit.
+            result = &mut job => {
+                // The run had committed before the cancel reached it.
+                if result.is_ok() {
+                    return result;
+                }
+                break;
+            }
+            _ = &mut stop, if !stopped => stopped = true,
+            _ = &mut deadline => {
+                let running = crate::cluster::running_jobs();
+                return Err(Error::run(format!(
+                    "run {cause}; nothing was published, but the run did not end within \
+                     {} s{}",
+                    CLUSTER_STOP_TIMEOUT.as_secs(),
+                    match running.is_empty() {
+                        true => String::new(),
+                        false => format!(
+                            ": the scheduler at {url} had not ended these cluster jobs: {}",
+                            running.join(", ")
+                        ),
+                    }
+                ))
+                .with_hint(leftover_hint));
+            }
+            _ = interrupted() => {
+                let running = crate::cluster::running_jobs();
+                let state = match running.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        ", and the cluster had not confirmed the end of these cancelled jobs: {}",
+                        running.join(", ")
+                    ),
+                };
+                return Err(Error::run(format!(
+                    "run {cause}, then interrupted again; nothing was published{state}"
+                ))
+                .with_hint(leftover_hint));
             }
         }
-        _ = &mut stop => {}
-        _ = &mut deadline => {
-            return Err(Error::run(format!(
-                "run interrupted by {signal}; nothing was published, but the \
-                 scheduler at {url} did not confirm within {} s that these cluster \
-                 jobs stopped: {}",
-                CLUSTER_STOP_TIMEOUT.as_secs(),
-                crate::cluster::running_jobs().join(", ")
-            ))
-            .with_hint(
-                "the next run of the job removes what those jobs leave beside the \
-                 outputs",
-            ));
-        }
-        _ = interrupted() => {
-            return Err(Error::run(format!(
-                "run interrupted twice; nothing was published, and the cluster may \
-                 still run these jobs: {}",
-                crate::cluster::running_jobs().join(", ")
-            ))
-            .with_hint(
-                "the next run of the job removes what those jobs leave beside the \
-                 outputs",
-            ));
-        }
     }
-    Err(Error::run(format!(
-        "run interrupted by {signal}; its cluster jobs were cancelled and nothing \
-         was published"
-    )))
+    let cancelled = crate::cluster::cancelled_jobs();
+    Err(Error::run(match cancelled.is_empty() {
+        true => format!("run {cause}; nothing was published"),
+        false => format!(
+            "run {cause}; cluster jobs {} were cancelled and nothing was published",
+            cancelled.join(", ")
+        ),
+    }))
 }
 
 /// Waits for SIGINT or SIGTERM; dropping the run then removes its staging.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -753,7 +780,15 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
     let result = match check_run_id(&run_id) {
         Ok(_) => {
             let job = run_job(&args, &run_id, &mut summary, &mut summary_path, &progress);
-            tokio::pin!(job);
+            let time_limit = async {
+                match args.timeout {
+                    Some(seconds) => {
+                        tokio::time::sleep(Duration::from_secs(seconds)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(job, time_limit);
             let mut signalled = None;
             loop {
                 tokio::select! {
@@ -767,12 +802,26 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
                             signalled = Some(signal);
                             continue;
                         }
+                        let cause = format!("interrupted by {signal}");
                         if let Some(url) = &args.cluster {
-                            break stop_cluster_run(url, signal, job.as_mut()).await;
+                            break stop_cluster_run(url, &cause, job.as_mut()).await;
                         }
-                        break Err(Error::run(format!(
-                            "run interrupted by {signal}; nothing was published"
-                        )));
+                        break Err(Error::run(format!("run {cause}; nothing was published")));
+                    }
+                    _ = &mut time_limit, if signalled.is_none() => {
+                        let cause = format!(
+                            "timed out after {} s (--timeout)",
+                            args.timeout.unwrap_or_default()
+                        );
+                        if crate::publish::commit_started() {
+                            tracing::warn!("{cause} during the commit; finishing the commit first");
+                            signalled = Some("--timeout");
+                            continue;
+                        }
+                        if let Some(url) = &args.cluster {
+                            break stop_cluster_run(url, &cause, job.as_mut()).await;
+                        }
+                        break Err(Error::run(format!("run {cause}; nothing was published")));
                     }
                 }
             }

@@ -11,7 +11,7 @@
 //! each one it sends the name of the environment variable the job read it from,
 //! and the scheduler and every executor read their own copy of that variable.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -298,9 +298,15 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
         .await
         .map_err(|error| Error::run(format!("cannot set up the scheduler: {error}")))?;
     tracing::info!(%address, "scheduler listening");
-    start_server(cluster, address, Arc::new(config))
-        .await
-        .map_err(|error| Error::run(format!("scheduler on {address} failed: {error}")))
+    // Ballista's scheduler does not handle signals itself.
+    tokio::select! {
+        served = start_server(cluster, address, Arc::new(config)) => served
+            .map_err(|error| Error::run(format!("scheduler on {address} failed: {error}"))),
+        signal = crate::cli::interrupted() => {
+            tracing::info!(signal, "scheduler stopping");
+            Ok(())
+        }
+    }
 }
 
 /// Settings of `cra executor`.
@@ -332,7 +338,7 @@ pub struct ExecutorSettings {
 pub async fn run_executor(settings: ExecutorSettings) -> Result<(), Error> {
     std::fs::create_dir_all(&settings.work_dir).map_err(|error| {
         Error::invalid(format!(
-            "cannot use the work folder '{}': {error}",
+            "--work-dir '{}': cannot create the folder: {error}",
             settings.work_dir.display()
         ))
     })?;
@@ -407,9 +413,28 @@ pub async fn run_executor(settings: ExecutorSettings) -> Result<(), Error> {
         work_dir = %work_dir.display(),
         "executor starting"
     );
-    start_executor_process(Arc::new(config))
+    // Ballista's executor stops itself without an error when it loses the
+    // scheduler. Only a signal is a reason to exit 0, so that a supervisor
+    // restarts an executor that lost its scheduler.
+    let signalled = Arc::new(AtomicBool::new(false));
+    let watch = {
+        let signalled = Arc::clone(&signalled);
+        tokio::spawn(async move {
+            crate::cli::interrupted().await;
+            signalled.store(true, Ordering::SeqCst);
+        })
+    };
+    let result = start_executor_process(Arc::new(config))
         .await
-        .map_err(|error| Error::run(format!("executor failed: {error}")))
+        .map_err(|error| Error::run(format!("executor failed: {error}")));
+    watch.abort();
+    if result.is_ok() && !signalled.load(Ordering::SeqCst) {
+        return Err(Error::run(format!(
+            "the executor stopped because it lost the scheduler at {scheduler}"
+        ))
+        .with_hint("restart the executor once `cra scheduler` runs again"));
+    }
+    result
 }
 
 /// Seconds between an executor's own sweeps of its old shuffle files.
@@ -435,7 +460,9 @@ async fn wait_for_scheduler(url: &str, timeout: Duration) -> Result<(), Error> {
     let what = "--scheduler-host and --scheduler-port";
     let mut logged = false;
     loop {
-        match ask_scheduler(url).await {
+        let left = timeout.saturating_sub(started.elapsed());
+        let limit = left.clamp(Duration::from_millis(500), SCHEDULER_CONNECT_TIMEOUT);
+        match ask_scheduler(url, limit).await {
             Ok(()) => return Ok(()),
             Err(Unanswered::NotScheduler) => {
                 return Err(Unanswered::NotScheduler.error(&format!("{what} ({url})")));
@@ -472,7 +499,7 @@ pub async fn connect(
     storage: &StoragePlan,
 ) -> Result<SessionContext, Error> {
     check_cluster_url(url)?;
-    ask_scheduler(url)
+    ask_scheduler(url, SCHEDULER_CONNECT_TIMEOUT)
         .await
         .map_err(|unanswered| unanswered.error(&format!("--cluster {url}")))?;
     let _ = SCHEDULER.set(url.to_string());
@@ -567,9 +594,9 @@ pub struct ClusterFailure {
     pub message: String,
     /// A likely fix.
     pub hint: Option<String>,
-    /// True when the scheduler failed rather than the query, so the SQL text is
+    /// True when the cluster failed rather than the query, so the SQL text is
     /// not to blame.
-    pub scheduler: bool,
+    pub outside_sql: bool,
 }
 
 impl std::fmt::Display for ClusterFailure {
@@ -599,20 +626,25 @@ impl ClusterFailure {
             .strip_prefix("Job ")
             .and_then(|rest| rest.split_once(" failed: "))
         {
+            let reason = job_failure_reason(reason);
+            // Ballista fails a job whose executors are all gone.
+            let executors_lost = reason.contains("executors were lost")
+                || reason.contains("no executors remain");
             ClusterFailure {
-                message: format!(
-                    "cluster job {job} failed: {}",
-                    job_failure_reason(reason)
-                ),
-                hint: None,
-                scheduler: false,
+                message: format!("cluster job {job} failed: {reason}"),
+                hint: executors_lost.then(|| {
+                    "start executors for the scheduler; it fails running jobs once it \
+                     has had none for --executor-timeout-seconds"
+                        .to_string()
+                }),
+                outside_sql: executors_lost,
             }
         } else if grpc_code(&text).as_deref() == Some("Unavailable") {
             let cause = grpc_message(&text).unwrap_or_else(|| connection_cause(&text));
             ClusterFailure {
                 message: format!("lost the connection to the scheduler{at}: {cause}"),
                 hint: Some(LOST_SCHEDULER_HINT.to_string()),
-                scheduler: true,
+                outside_sql: true,
             }
         } else if let Some(code) = grpc_code(&text) {
             let message = match code.as_str() {
@@ -636,7 +668,7 @@ impl ClusterFailure {
             ClusterFailure {
                 message,
                 hint: Some(hint.to_string()),
-                scheduler: true,
+                outside_sql: true,
             }
         } else if is_connection_failure(&text) {
             ClusterFailure {
@@ -645,7 +677,7 @@ impl ClusterFailure {
                     connection_cause(&text)
                 ),
                 hint: Some(LOST_SCHEDULER_HINT.to_string()),
-                scheduler: true,
+                outside_sql: true,
             }
         } else {
             return error;
@@ -773,23 +805,35 @@ pub fn running_jobs() -> Vec<String> {
         .collect()
 }
 
+/// The cluster jobs that [`stop_jobs`] has asked the scheduler to cancel.
+static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Returns the cluster jobs that [`stop_jobs`] has asked the scheduler to
+/// cancel.
+pub fn cancelled_jobs() -> Vec<String> {
+    CANCELLED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
 /// Stops this process's work on the scheduler at `url`: no new job starts, and
 /// each running job is cancelled as soon as the scheduler has given it an id.
-/// Returns the cancelled jobs once none runs any more. The queries that wait for
-/// the jobs must be polled meanwhile, as they see the jobs end.
-pub async fn stop_jobs(url: &str) -> Vec<String> {
+/// Returns once no job runs any more. The queries that wait for the jobs must
+/// be polled meanwhile, as they see the jobs end.
+pub async fn stop_jobs(url: &str) {
     STOPPING.store(true, Ordering::SeqCst);
     let endpoint = grpc_endpoint(url);
     let mut client = None;
-    let mut cancelled = BTreeSet::new();
     loop {
+        if running().is_empty() {
+            return;
+        }
+        let cancelled = cancelled_jobs();
         let pending: Vec<String> = running_jobs()
             .into_iter()
             .filter(|id| !cancelled.contains(id))
             .collect();
-        if running().is_empty() {
-            return cancelled.into_iter().collect();
-        }
         for id in pending {
             if client.is_none() {
                 client = SchedulerGrpcClient::connect(endpoint.clone()).await.ok();
@@ -806,7 +850,10 @@ pub async fn stop_jobs(url: &str) -> Vec<String> {
                     "cannot cancel the cluster job"
                 ),
             }
-            cancelled.insert(id);
+            CANCELLED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(id);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -850,7 +897,7 @@ impl Unanswered {
 /// Asks the scheduler at `url` for a job that does not exist, to learn that a
 /// scheduler answers there: connecting a session sends nothing, so a wrong
 /// address would only fail the first stage.
-async fn ask_scheduler(url: &str) -> Result<(), Unanswered> {
+async fn ask_scheduler(url: &str, limit: Duration) -> Result<(), Unanswered> {
     let parsed = url::Url::parse(url)
         .map_err(|error| Unanswered::Unreachable(error.to_string()))?;
     // An IPv6 address is bracketed in the URL but not in a socket address.
@@ -860,16 +907,12 @@ async fn ask_scheduler(url: &str) -> Result<(), Unanswered> {
         None => String::new(),
     };
     let port = parsed.port().unwrap_or_default();
-    let silent = || {
-        Unanswered::Unreachable(format!(
-            "no answer within {} s",
-            SCHEDULER_CONNECT_TIMEOUT.as_secs()
-        ))
-    };
+    let silent =
+        || Unanswered::Unreachable(format!("no answer within {} s", limit.as_secs_f64()));
     // A plain connection first: its error names the cause, where gRPC's says
     // only "transport error".
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, connect).await {
+    match tokio::time::timeout(limit, connect).await {
         Ok(Ok(_)) => {}
         Ok(Err(error)) => return Err(Unanswered::Unreachable(error.to_string())),
         Err(_) => return Err(silent()),
@@ -893,7 +936,7 @@ async fn ask_scheduler(url: &str) -> Result<(), Unanswered> {
             ))),
         }
     };
-    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, ask).await {
+    match tokio::time::timeout(limit, ask).await {
         Ok(answer) => answer,
         Err(_) => Err(silent()),
     }
@@ -995,15 +1038,15 @@ mod tests {
             match error {
                 datafusion::error::DataFusionError::External(external) => {
                     let failure = external.downcast_ref::<ClusterFailure>().unwrap();
-                    (failure.message.clone(), failure.scheduler)
+                    (failure.message.clone(), failure.outside_sql)
                 }
                 other => panic!("not rewritten: {other}"),
             }
         };
-        let (message, scheduler) = wrap("Job 038J failed: Cancelled");
+        let (message, outside_sql) = wrap("Job 038J failed: Cancelled");
         assert_eq!(message, "cluster job 038J failed: Cancelled");
-        assert!(!scheduler);
-        let (message, scheduler) = wrap(
+        assert!(!outside_sql);
+        let (message, outside_sql) = wrap(
             "Status { code: Unavailable, message: \"error trying to connect\", \
              metadata: MetadataMap { headers: {} }, source: None }",
         );
@@ -1011,16 +1054,16 @@ mod tests {
             message,
             "lost the connection to the scheduler: error trying to connect"
         );
-        assert!(scheduler);
+        assert!(outside_sql);
         let (message, _) =
             wrap("status { code: Unimplemented, metadata: MetadataMap { headers: {} } }");
         assert!(message.contains("not a Ballista scheduler"), "{message}");
-        let (message, scheduler) = wrap("Stream closed without job completing");
+        let (message, outside_sql) = wrap("Stream closed without job completing");
         assert!(
             message.starts_with("lost the connection to the scheduler"),
             "{message}"
         );
-        assert!(scheduler);
+        assert!(outside_sql);
         // An error of the query itself keeps its own words.
         let error = ClusterFailure::wrap(datafusion::error::DataFusionError::Execution(
             "model struct lacks field 'r'".to_string(),

@@ -180,7 +180,7 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// A cluster that a test starts for itself: a scheduler that counts an
+/// Starts a cluster of the test's own: a scheduler that counts an
 /// executor lost after 3 s, and `executors` executors of one task each, with
 /// their logs in the workspace's `logs` folder. Returns the scheduler's port.
 fn own_cluster(
@@ -290,17 +290,7 @@ fn killed_executor_leaves_no_partial_output() {
 fn interrupted_run_cancels_its_cluster_job() {
     let url = var("CRA_TEST_CLUSTER_URL");
     let cluster_dir = PathBuf::from(var("CRA_TEST_CLUSTER_DIR"));
-    let workspace = Workspace::with_main_job();
-    workspace
-        .cra(&[
-            "generate",
-            "--customers",
-            "300000",
-            "--out",
-            "data/generated",
-        ])
-        .assert_code(0);
-    workspace.write_generated_job();
+    let workspace = workspace_with_generated_job();
 
     let stderr_path = workspace.path("run.log");
     let mut run = common::cra_command(
@@ -329,7 +319,7 @@ fn interrupted_run_cancels_its_cluster_job() {
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("its cluster jobs were cancelled and nothing was published"),
+        stderr.contains("were cancelled and nothing was published"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -348,14 +338,7 @@ fn interrupted_run_cancels_its_cluster_job() {
 
     // A task that kept running would write into the staging within a moment.
     std::thread::sleep(Duration::from_secs(2));
-    let left: Vec<String> = std::fs::read_dir(workspace.path("out"))
-        .map(|entries| {
-            entries
-                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with(".cra-lock."))
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = entries_in_out(&workspace);
     assert!(left.is_empty(), "left beside the outputs: {left:?}");
     eprintln!("the interrupted cluster run exited {stopped_in:?} after SIGTERM");
 }
@@ -436,8 +419,8 @@ fn executor_without_scheduler_exits_1() {
 #[test]
 fn executor_on_a_taken_port_exits_1() {
     let workspace = Workspace::new();
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
     let run = workspace.cra(&[
         "executor",
         "--bind-port",
@@ -495,4 +478,111 @@ fn stopped_scheduler_fails_the_run() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!workspace.path("out/customer_value").exists());
     assert!(!workspace.path("out/customer_models").exists());
+
+    // Ballista's executor stops on its own once the scheduler is gone; cra
+    // makes that exit 1, so that a supervisor restarts it.
+    let mut executor = executors.into_iter().next().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = executor.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the executor still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(log_contains(&executor.log, "lost the scheduler"));
+}
+
+#[test]
+fn scheduler_stops_on_sigterm_with_exit_0() {
+    let workspace = Workspace::new();
+    let log = workspace.path("scheduler.log");
+    let mut scheduler = start(
+        &[
+            "scheduler".to_string(),
+            "--bind-port".to_string(),
+            free_port().to_string(),
+        ],
+        log.clone(),
+    );
+    wait_for("the scheduler", Duration::from_secs(60), || {
+        log_contains(&log, "scheduler listening")
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &scheduler.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = scheduler.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(log_contains(&log, "scheduler stopping"));
+}
+
+#[test]
+fn cluster_processes_reject_port_0() {
+    let workspace = Workspace::new();
+    for args in [
+        ["scheduler", "--bind-port", "0"],
+        ["executor", "--bind-port", "0"],
+        ["executor", "--bind-grpc-port", "0"],
+        ["executor", "--scheduler-port", "0"],
+    ] {
+        let run = workspace.cra(&args);
+        run.assert_code(2).assert_no_panic();
+        run.assert_stderr_contains("0 is not in 1..=65535");
+    }
+}
+
+/// `--timeout` stops a cluster run as SIGTERM does: its job is cancelled, and
+/// nothing is published or left beside the outputs.
+#[test]
+fn run_timeout_cancels_cluster_job() {
+    let url = var("CRA_TEST_CLUSTER_URL");
+    let workspace = workspace_with_generated_job();
+    let run = workspace.cra(&[
+        "run",
+        "jobs/generated.yaml",
+        "--cluster",
+        &url,
+        "--timeout",
+        "1",
+    ]);
+    run.assert_code(1).assert_no_panic();
+    run.assert_stderr_contains("run timed out after 1 s (--timeout)");
+    run.assert_stderr_contains("nothing was published");
+    std::thread::sleep(Duration::from_secs(2));
+    let left = entries_in_out(&workspace);
+    assert!(left.is_empty(), "left beside the outputs: {left:?}");
+}
+
+/// Returns the names in the workspace's `out` folder but the lock files, which
+/// stay from run to run.
+fn entries_in_out(workspace: &Workspace) -> Vec<String> {
+    std::fs::read_dir(workspace.path("out"))
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with(".cra-lock."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Returns a workspace with `jobs/generated.yaml`, the main job on 300,000
+/// generated customers: a few seconds on the test cluster, long enough to stop
+/// a run in the middle.
+fn workspace_with_generated_job() -> Workspace {
+    let workspace = Workspace::with_main_job();
+    workspace
+        .cra(&[
+            "generate",
+            "--customers",
+            "300000",
+            "--out",
+            "data/generated",
+        ])
+        .assert_code(0);
+    workspace.write_generated_job();
+    workspace
 }

@@ -217,7 +217,7 @@ pub fn describe(error: &DataFusionError) -> Described {
     {
         described.message = failure.message.clone();
         described.hint = failure.hint.clone();
-        described.not_sql = failure.scheduler;
+        described.not_sql = failure.outside_sql;
         return described;
     }
     if let DataFusionError::ResourcesExhausted(message) = error.find_root() {

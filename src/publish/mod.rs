@@ -39,6 +39,11 @@ pub const MANIFEST: &str = "_manifest.json";
 pub const SUCCESS: &str = "_SUCCESS";
 const COMMITTED: &str = "_COMMITTED";
 
+/// Time an aborted cluster run waits before it removes its staging once more.
+/// In tests, cancelled tasks wrote their last files up to 150 ms after their job
+/// had ended.
+const CANCELLED_TASK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 static COMMITTING: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
@@ -480,6 +485,20 @@ impl Publisher {
         if self.committed || self.cleaned {
             return;
         }
+        self.discard().await;
+        if crate::cluster::stopping() {
+            // A cancelled cluster task may finish a file it was writing after
+            // its job has ended, so the staging is removed once more after a
+            // pause, while the locks still keep other runs out.
+            tokio::time::sleep(CANCELLED_TASK_SETTLE).await;
+            self.discard().await;
+        }
+        self.release_locks().await;
+        self.cleaned = true;
+    }
+
+    /// Removes the staging of every output and the run's folder.
+    async fn discard(&self) {
         for destination in &self.destinations {
             match destination {
                 Destination::Local(local) => local.discard(),
@@ -491,8 +510,6 @@ impl Publisher {
             }
         }
         self.remove_run_dir().await;
-        self.release_locks().await;
-        self.cleaned = true;
     }
 
     async fn release_locks(&mut self) {
@@ -557,6 +574,7 @@ async fn remove_run_dirs(
                 if let Ok(entries) = std::fs::read_dir(path) {
                     for entry in entries.flatten() {
                         if entry.file_name().to_string_lossy().starts_with(run_prefix) {
+                            tracing::info!(path = %entry.path().display(), "removing the run folder of an interrupted run");
                             local::remove_quietly(&entry.path());
                         }
                     }
@@ -564,7 +582,9 @@ async fn remove_run_dirs(
             }
             None => {
                 for name in s3::prefixes_named(stores, &parent, run_prefix).await? {
-                    s3::remove_prefix(stores, &parent.join(&name)).await?;
+                    let dir = parent.join(&name);
+                    tracing::info!(path = %dir.display(), "removing the run folder of an interrupted run");
+                    s3::remove_prefix(stores, &dir).await?;
                 }
             }
         }
