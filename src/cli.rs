@@ -101,6 +101,11 @@ struct SchedulerArgs {
     /// executors; 0 keeps them.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     finished_job_data_clean_up_interval_seconds: u64,
+
+    /// Seconds a running job may have no task running and none to run before
+    /// the scheduler cancels it; 0 never cancels.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    stalled_job_timeout_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +358,9 @@ pub fn main() -> ExitCode {
                     executor_timeout_seconds: args.executor_timeout_seconds,
                     finished_job_data_clean_up_interval_seconds: args
                         .finished_job_data_clean_up_interval_seconds,
+                    stalled_job_timeout: Duration::from_secs(
+                        args.stalled_job_timeout_seconds,
+                    ),
                 },
             ))
         }),

@@ -11,7 +11,7 @@
 //! each one it sends the name of the environment variable the job read it from,
 //! and the scheduler and every executor read their own copy of that variable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +26,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
+use ballista_core::error::BallistaError;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{
@@ -33,11 +34,13 @@ use ballista_executor::executor_process::{
 };
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service};
+use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::protobuf::PhysicalPlanNode;
 use serde::{Deserialize, Serialize};
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
@@ -267,6 +270,9 @@ pub struct SchedulerSettings {
     /// Seconds after a job ends before its shuffle files are removed; 0 keeps
     /// them.
     pub finished_job_data_clean_up_interval_seconds: u64,
+    /// Time a running job may have no task running and none to run before the
+    /// scheduler cancels it; zero never cancels.
+    pub stalled_job_timeout: Duration,
 }
 
 /// Runs a scheduler until the process is stopped.
@@ -294,19 +300,160 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
     }
     .with_override_session_builder(session_builder)
     .with_override_config_producer(config_producer);
+    let set_up_failed = |error: BallistaError| {
+        Error::run(format!("cannot set up the scheduler: {error}"))
+    };
+    config.validate().map_err(set_up_failed)?;
     let cluster = BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|error| Error::run(format!("cannot set up the scheduler: {error}")))?;
+        .map_err(set_up_failed)?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+            .await
+            .map_err(set_up_failed)?;
+    if !settings.stalled_job_timeout.is_zero() {
+        tokio::spawn(cancel_stalled_jobs(
+            scheduler.clone(),
+            settings.stalled_job_timeout,
+        ));
+    }
     tracing::info!(%address, "scheduler listening");
     // Ballista's scheduler does not handle signals itself.
     tokio::select! {
-        served = start_server(cluster, address, Arc::new(config)) => served
+        served = start_grpc_service(address, scheduler) => served
             .map_err(|error| Error::run(format!("scheduler on {address} failed: {error}"))),
         signal = crate::cli::interrupted() => {
             tracing::info!(signal, "scheduler stopping");
             Ok(())
         }
     }
+}
+
+/// Progress of one running job, from its execution graph on the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+struct JobProgress {
+    completed_stages: usize,
+    running_stages: Vec<usize>,
+    running_tasks: usize,
+    available_tasks: usize,
+}
+
+impl JobProgress {
+    /// Returns whether nothing can move the job on, given whether every
+    /// registered executor is alive and whether any task of any job runs.
+    /// Without a running task no task status arrives to resolve a stage, and
+    /// a task that waits would have taken the free slot of an idle cluster.
+    /// A silent executor may yet be declared lost, which resets the job's
+    /// stages, so no job counts as stalled until then.
+    fn is_stalled(&self, executors_alive: bool, any_task_running: bool) -> bool {
+        executors_alive
+            && self.running_tasks == 0
+            && (self.available_tasks == 0 || !any_task_running)
+    }
+}
+
+/// Cancels every running job whose progress stays the same and stalled for
+/// `timeout`.
+///
+/// NOTE: Ballista 55's adaptive planner can lose track of a stage or of a task
+/// slot when an executor is lost late in a job. It then logs "Can't find
+/// active stage to update stage outputs" and the job waits for ever. Its static
+/// planner does not hang, but wrote duplicate rows after such a loss in a test
+/// by hand, so cra keeps the adaptive planner and cancels the job. The client
+/// then fails the run with nothing published.
+async fn cancel_stalled_jobs(
+    scheduler: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
+    timeout: Duration,
+) {
+    let interval =
+        (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    // Each stalled job's progress, and since when it has not changed.
+    let mut stalled: HashMap<String, (JobProgress, std::time::Instant)> = HashMap::new();
+    let mut known_executors = BTreeSet::new();
+    loop {
+        tokio::time::sleep(interval).await;
+        let jobs = scheduler.state.task_manager.get_running_job_cache();
+        let mut progress_by_job = Vec::with_capacity(jobs.len());
+        for (job_id, job) in jobs.iter() {
+            let graph = job.execution_graph.read().await;
+            let mut running_stages = graph.running_stages();
+            running_stages.sort_unstable();
+            let progress = JobProgress {
+                completed_stages: graph.completed_stages(),
+                running_stages,
+                running_tasks: graph.running_tasks().len(),
+                available_tasks: graph.available_tasks(),
+            };
+            progress_by_job.push((job_id.to_string(), progress));
+        }
+        let any_task_running = progress_by_job
+            .iter()
+            .any(|(_, progress)| progress.running_tasks > 0);
+        let (executors, executors_alive) = executor_ids(&scheduler).await;
+        // Ballista resets the stages of a lost executor, so a stall counts
+        // from the last change of executors on.
+        if executors != known_executors {
+            stalled.clear();
+            known_executors = executors;
+        }
+        stalled.retain(|job_id, _| jobs.contains_key(job_id.as_str()));
+        for (job_id, progress) in progress_by_job {
+            if !progress.is_stalled(executors_alive, any_task_running) {
+                stalled.remove(&job_id);
+                continue;
+            }
+            let since = match stalled.get(&job_id) {
+                Some((last, since)) if *last == progress => *since,
+                _ => {
+                    stalled.insert(job_id, (progress, std::time::Instant::now()));
+                    continue;
+                }
+            };
+            if since.elapsed() < timeout {
+                continue;
+            }
+            tracing::error!(
+                job_id = %job_id,
+                stalled_seconds = since.elapsed().as_secs(),
+                completed_stages = progress.completed_stages,
+                running_stages = ?progress.running_stages,
+                available_tasks = progress.available_tasks,
+                "cancelling a job that has had no task running for \
+                 --stalled-job-timeout-seconds"
+            );
+            if let Err(error) = scheduler.cancel_job(job_id.clone().into()).await {
+                tracing::error!(job_id = %job_id, %error, "cannot cancel the stalled job");
+            }
+            stalled.remove(&job_id);
+        }
+    }
+}
+
+/// Age of an executor's last heartbeat after which it may be dead. cra
+/// executors send one a second.
+const HEARTBEAT_LATE: Duration = Duration::from_secs(5);
+
+/// Returns the ids of the registered executors, and whether there is at least
+/// one and each sent a heartbeat within [`HEARTBEAT_LATE`].
+async fn executor_ids(
+    scheduler: &SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
+) -> (BTreeSet<String>, bool) {
+    let Ok(executors) = scheduler.state.executor_manager.get_executors_state().await
+    else {
+        return (BTreeSet::new(), false);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let alive = !executors.is_empty()
+        && executors.iter().all(|(_, heartbeat, _)| {
+            heartbeat.is_some_and(|at| now.saturating_sub(at) < HEARTBEAT_LATE)
+        });
+    let ids = executors
+        .into_iter()
+        .map(|(metadata, _, _)| metadata.id)
+        .collect();
+    (ids, alive)
 }
 
 /// Settings of `cra executor`.
@@ -630,14 +777,34 @@ impl ClusterFailure {
             // Ballista fails a job whose executors are all gone.
             let executors_lost = reason.contains("executors were lost")
                 || reason.contains("no executors remain");
-            ClusterFailure {
-                message: format!("cluster job {job} failed: {reason}"),
-                hint: executors_lost.then(|| {
-                    "start executors for the scheduler; it fails running jobs once it \
-                     has had none for --executor-timeout-seconds"
-                        .to_string()
-                }),
-                outside_sql: executors_lost,
+            // This run cancels its jobs only while it stops, so another
+            // cancel came from the scheduler's stalled-job check or another
+            // client.
+            let cancelled_elsewhere = reason == "Cancelled" && !stopping();
+            if cancelled_elsewhere {
+                ClusterFailure {
+                    message: format!(
+                        "cluster job {job} was cancelled on the scheduler{at}, not by \
+                         this run"
+                    ),
+                    hint: Some(
+                        "`cra scheduler` cancels a job that has had no task to run for \
+                         --stalled-job-timeout-seconds, as Ballista 55 can leave after \
+                         losing an executor; its log names the job. Run the job again"
+                            .to_string(),
+                    ),
+                    outside_sql: true,
+                }
+            } else {
+                ClusterFailure {
+                    message: format!("cluster job {job} failed: {reason}"),
+                    hint: executors_lost.then(|| {
+                        "start executors for the scheduler; it fails running jobs once \
+                         it has had none for --executor-timeout-seconds"
+                            .to_string()
+                    }),
+                    outside_sql: executors_lost,
+                }
             }
         } else if grpc_code(&text).as_deref() == Some("Unavailable") {
             let cause = grpc_message(&text).unwrap_or_else(|| connection_cause(&text));
@@ -1044,7 +1211,14 @@ mod tests {
             }
         };
         let (message, outside_sql) = wrap("Job 038J failed: Cancelled");
-        assert_eq!(message, "cluster job 038J failed: Cancelled");
+        assert_eq!(
+            message,
+            "cluster job 038J was cancelled on the scheduler, not by this run"
+        );
+        assert!(outside_sql);
+        let (message, outside_sql) =
+            wrap("Job 038K failed: Job failed due to stage 2 failed: out of memory");
+        assert_eq!(message, "cluster job 038K failed: out of memory");
         assert!(!outside_sql);
         let (message, outside_sql) = wrap(
             "Status { code: Unavailable, message: \"error trying to connect\", \
@@ -1072,6 +1246,26 @@ mod tests {
             error,
             datafusion::error::DataFusionError::Execution(_)
         ));
+    }
+
+    #[test]
+    fn stall_needs_live_executors_and_no_task() {
+        let progress = |running_tasks, available_tasks| JobProgress {
+            completed_stages: 1,
+            running_stages: vec![2],
+            running_tasks,
+            available_tasks,
+        };
+        // Nothing runs and nothing waits: no task status can move the job.
+        assert!(progress(0, 0).is_stalled(true, true));
+        // Tasks wait while another job's tasks hold the slots.
+        assert!(!progress(0, 3).is_stalled(true, true));
+        // Tasks wait although no task of any job runs.
+        assert!(progress(0, 3).is_stalled(true, false));
+        // The job's own task runs.
+        assert!(!progress(1, 0).is_stalled(true, true));
+        // A silent executor may yet be declared lost and its stages reset.
+        assert!(!progress(0, 0).is_stalled(false, false));
     }
 
     /// The option survives the way Ballista sends settings: each entry of the

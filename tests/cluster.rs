@@ -181,7 +181,7 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
 }
 
 /// Starts a cluster of the test's own: a scheduler that counts an
-/// executor lost after 3 s, and `executors` executors of one task each, with
+/// executor lost after 3 s and cancels a job stalled for 3 s, and `executors` executors of one task each, with
 /// their logs in the workspace's `logs` folder. Returns the scheduler's port.
 fn own_cluster(
     workspace: &Workspace,
@@ -196,6 +196,8 @@ fn own_cluster(
             "--bind-port".to_string(),
             scheduler_port.clone(),
             "--executor-timeout-seconds".to_string(),
+            "3".to_string(),
+            "--stalled-job-timeout-seconds".to_string(),
             "3".to_string(),
         ],
         logs.join("scheduler.log"),
@@ -280,6 +282,95 @@ fn killed_executor_leaves_no_partial_output() {
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
     eprintln!("after a killed executor the run exited {code}");
+}
+
+/// Kills one of two executors once the run has run 15 tasks, so that later
+/// stages need shuffle files of the lost executor. Ballista 55 either runs the
+/// lost tasks again or stalls, and the scheduler then cancels the stalled job.
+/// Either way the run ends: exit 0 with the local rows, or exit 1 with nothing
+/// published.
+#[test]
+fn executor_killed_mid_job_ends_the_run() {
+    let workspace = workspace_with_generated_job();
+    let local = {
+        workspace
+            .cra(&["run", "jobs/generated.yaml"])
+            .assert_code(0);
+        let rows = sorted_cells(&workspace.path("out/customer_value"));
+        std::fs::remove_dir_all(workspace.path("out")).unwrap();
+        rows
+    };
+    let (_scheduler, mut executors, scheduler_port) = own_cluster(&workspace, 2);
+    let url = format!("df://127.0.0.1:{scheduler_port}");
+    let stderr_path = workspace.path("run.log");
+    let mut run = common::cra_command(
+        workspace.root(),
+        &["run", "jobs/generated.yaml", "--cluster", &url],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&stderr_path).unwrap())
+    .spawn()
+    .unwrap();
+
+    let tasks_of = |executor: &Process| {
+        std::fs::read_to_string(&executor.log)
+            .unwrap_or_default()
+            .matches("Execute task")
+            .count()
+    };
+    wait_for("15 tasks of the run", Duration::from_secs(120), || {
+        executors.iter().map(tasks_of).sum::<usize>() >= 15
+    });
+    let victim = (0..executors.len())
+        .max_by_key(|&index| tasks_of(&executors[index]))
+        .unwrap();
+    executors[victim].child.kill().unwrap();
+    executors[victim].child.wait().unwrap();
+    let killed = Instant::now();
+
+    // Ballista 55 may leave a job waiting for ever; the scheduler's
+    // stalled-job check must end it well before this.
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if killed.elapsed() > Duration::from_secs(180) {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!(
+                "the run did not end within 180 s of the kill: {}",
+                std::fs::read_to_string(&stderr_path).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    match status.code() {
+        Some(0) => {
+            assert_same_rows(&sorted_cells(&workspace.path("out/customer_value")), &local)
+        }
+        Some(1) => {
+            assert!(
+                !workspace.path("out/customer_value").exists(),
+                "a failed run published customer_value: {stderr}"
+            );
+            assert!(
+                !workspace.path("out/customer_models").exists(),
+                "a failed run published customer_models: {stderr}"
+            );
+        }
+        other => panic!("exit {other:?} after an executor was killed: {stderr}"),
+    }
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or("");
+    eprintln!(
+        "after an executor was killed mid-job the run exited {:?} in {:?} {error}",
+        status.code(),
+        killed.elapsed()
+    );
 }
 
 /// Sends SIGTERM to a cluster run while its first job runs. The run cancels
