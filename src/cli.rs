@@ -89,7 +89,7 @@ struct SchedulerArgs {
 
     /// Host that executors and clients reach the scheduler at; --bind-host
     /// otherwise.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     external_host: Option<String>,
 
     /// Seconds without a heartbeat after which an executor counts as lost and its
@@ -102,8 +102,8 @@ struct SchedulerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     finished_job_data_clean_up_interval_seconds: u64,
 
-    /// Seconds a running job may have no task running and none to run before
-    /// the scheduler cancels it; 0 never cancels.
+    /// Seconds a running job may go without a running task before the
+    /// scheduler cancels it as stalled; 0 never cancels.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     stalled_job_timeout_seconds: u64,
 }
@@ -124,11 +124,15 @@ struct ExecutorArgs {
 
     /// Host that the scheduler, clients and other executors reach this executor
     /// at; --bind-host otherwise.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     external_host: Option<String>,
 
     /// Host of the scheduler.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
     scheduler_host: String,
 
     /// Port of the scheduler.
@@ -140,9 +144,9 @@ struct ExecutorArgs {
     #[arg(long, value_name = "PATH")]
     work_dir: Option<PathBuf>,
 
-    /// Tasks run at once; the number of cores otherwise.
+    /// Tasks run at once, at most 65535; 0 means the number of cores.
     #[arg(long, value_name = "N", default_value_t = 0)]
-    concurrent_tasks: usize,
+    concurrent_tasks: u16,
 
     /// Seconds to wait for the scheduler to answer at start; the executor exits
     /// 1 after that.
@@ -377,7 +381,7 @@ pub fn main() -> ExitCode {
                     scheduler_host: args.scheduler_host,
                     scheduler_port: args.scheduler_port,
                     work_dir,
-                    concurrent_tasks: args.concurrent_tasks,
+                    concurrent_tasks: usize::from(args.concurrent_tasks),
                     scheduler_connect_timeout: Duration::from_secs(
                         args.scheduler_connect_timeout_seconds,
                     ),

@@ -270,8 +270,8 @@ pub struct SchedulerSettings {
     /// Seconds after a job ends before its shuffle files are removed; 0 keeps
     /// them.
     pub finished_job_data_clean_up_interval_seconds: u64,
-    /// Time a running job may have no task running and none to run before the
-    /// scheduler cancels it; zero never cancels.
+    /// Time a running job may go without a running task before the scheduler
+    /// cancels it as stalled; zero never cancels.
     pub stalled_job_timeout: Duration,
 }
 
@@ -289,8 +289,9 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
             .clone()
             .unwrap_or_else(|| settings.bind_host.clone()),
         executor_timeout_seconds: settings.executor_timeout_seconds,
-        expire_dead_executor_interval_seconds: settings
-            .executor_timeout_seconds
+        // Ballista warns unless executors are checked more often than they
+        // may stay silent.
+        expire_dead_executor_interval_seconds: (settings.executor_timeout_seconds / 2)
             .clamp(1, 15),
         no_executors_grace_period_seconds: settings.executor_timeout_seconds,
         executor_termination_grace_period: 0,
@@ -433,8 +434,10 @@ async fn cancel_stalled_jobs(
 /// executors send one a second.
 const HEARTBEAT_LATE: Duration = Duration::from_secs(5);
 
-/// Returns the ids of the registered executors, and whether there is at least
-/// one and each sent a heartbeat within [`HEARTBEAT_LATE`].
+/// Returns the ids of the registered executors, and whether each sent a
+/// heartbeat within [`HEARTBEAT_LATE`]. With no executor at all, no job can run,
+/// so that counts as alive too: the stall check then ends a run that would
+/// wait for executors for ever.
 async fn executor_ids(
     scheduler: &SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
 ) -> (BTreeSet<String>, bool) {
@@ -445,10 +448,9 @@ async fn executor_ids(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let alive = !executors.is_empty()
-        && executors.iter().all(|(_, heartbeat, _)| {
-            heartbeat.is_some_and(|at| now.saturating_sub(at) < HEARTBEAT_LATE)
-        });
+    let alive = executors.iter().all(|(_, heartbeat, _)| {
+        heartbeat.is_some_and(|at| now.saturating_sub(at) < HEARTBEAT_LATE)
+    });
     let ids = executors
         .into_iter()
         .map(|(metadata, _, _)| metadata.id)
@@ -769,7 +771,20 @@ impl ClusterFailure {
             .get()
             .map(|url| format!(" at {url}"))
             .unwrap_or_default();
-        let failure = if let Some((job, reason)) = text
+        let failure = if let Some(address) = unreachable_executor(&text) {
+            ClusterFailure {
+                message: format!(
+                    "cannot fetch results from the executor at {address}: {}",
+                    connection_cause(&text)
+                ),
+                hint: Some(
+                    "the executor may have stopped after its job ended; run the job \
+                     again once every executor runs"
+                        .to_string(),
+                ),
+                outside_sql: true,
+            }
+        } else if let Some((job, reason)) = text
             .strip_prefix("Job ")
             .and_then(|rest| rest.split_once(" failed: "))
         {
@@ -788,9 +803,11 @@ impl ClusterFailure {
                          this run"
                     ),
                     hint: Some(
-                        "`cra scheduler` cancels a job that has had no task to run for \
-                         --stalled-job-timeout-seconds, as Ballista 55 can leave after \
-                         losing an executor; its log names the job. Run the job again"
+                        "`cra scheduler` cancels a job that has had no task running for \
+                         --stalled-job-timeout-seconds, as when no executor is \
+                         registered or Ballista 55 lost track of the job after losing \
+                         an executor; its log names the job. Check that executors run, \
+                         restart them if the next run stalls too, and run the job again"
                             .to_string(),
                     ),
                     outside_sql: true,
@@ -914,13 +931,34 @@ fn words_of(name: &str) -> Option<String> {
 }
 
 /// Returns the code of a gRPC status in its debug form, such as `Unavailable`.
+/// The numeric `code: 111` of an operating system error is no gRPC code.
 fn grpc_code(text: &str) -> Option<String> {
     let (_, rest) = text.split_once("code: ")?;
     let code: String = rest
         .chars()
         .take_while(char::is_ascii_alphanumeric)
         .collect();
-    (!code.is_empty()).then_some(code)
+    code.starts_with(|c: char| c.is_ascii_alphabetic())
+        .then_some(code)
+}
+
+/// Returns the address in Ballista's "Error connecting to Ballista scheduler
+/// or executor at ADDRESS" when it is not the scheduler's, so the client could
+/// not connect to an executor's Flight port.
+fn unreachable_executor(text: &str) -> Option<String> {
+    let (_, rest) =
+        text.split_once("Error connecting to Ballista scheduler or executor at ")?;
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))
+        .unwrap_or(rest);
+    // The address ends at the colon before the error's debug form.
+    let address = rest.split_once(": ").map_or(rest, |(address, _)| address);
+    let address = address.to_string();
+    let scheduler = SCHEDULER
+        .get()
+        .map(|url| url.trim_start_matches("df://").trim_end_matches('/'));
+    (scheduler != Some(address.as_str())).then_some(address)
 }
 
 /// Returns the message of a gRPC status in its debug form.
@@ -1074,8 +1112,9 @@ async fn ask_scheduler(url: &str, limit: Duration) -> Result<(), Unanswered> {
         None => String::new(),
     };
     let port = parsed.port().unwrap_or_default();
-    let silent =
-        || Unanswered::Unreachable(format!("no answer within {} s", limit.as_secs_f64()));
+    let silent = || {
+        Unanswered::Unreachable(format!("no answer within {:.1} s", limit.as_secs_f64()))
+    };
     // A plain connection first: its error names the cause, where gRPC's says
     // only "transport error".
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
@@ -1236,6 +1275,18 @@ mod tests {
         assert!(
             message.starts_with("lost the connection to the scheduler"),
             "{message}"
+        );
+        assert!(outside_sql);
+        let (message, outside_sql) = wrap(
+            "Error connecting to Ballista scheduler or executor at \
+             http://127.0.0.1:47351: tonic::transport::Error(Transport, \
+             ConnectError(Os { code: 111, kind: ConnectionRefused, \
+             message: \"Connection refused\" }))",
+        );
+        assert_eq!(
+            message,
+            "cannot fetch results from the executor at 127.0.0.1:47351: \
+             connection refused"
         );
         assert!(outside_sql);
         // An error of the query itself keeps its own words.

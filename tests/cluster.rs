@@ -625,6 +625,83 @@ fn cluster_processes_reject_port_0() {
     }
 }
 
+#[test]
+fn cluster_processes_reject_bad_values() {
+    let workspace = Workspace::new();
+    for (args, expected) in [
+        (
+            ["executor", "--scheduler-host", ""],
+            "a value is required for '--scheduler-host",
+        ),
+        (
+            ["executor", "--external-host", ""],
+            "a value is required for '--external-host",
+        ),
+        (
+            ["scheduler", "--external-host", ""],
+            "a value is required for '--external-host",
+        ),
+        (
+            ["executor", "--concurrent-tasks", "100000"],
+            "invalid value '100000' for '--concurrent-tasks",
+        ),
+    ] {
+        let run = workspace.cra(&args);
+        run.assert_code(2).assert_no_panic();
+        run.assert_stderr_contains(expected);
+    }
+}
+
+/// A scheduler without executors would keep a job queued for ever; its
+/// stalled-job check cancels the job, and the run exits 1 with nothing
+/// published.
+#[test]
+fn run_without_executors_is_cancelled() {
+    let workspace = Workspace::with_main_job();
+    let (scheduler, _, scheduler_port) = own_cluster(&workspace, 0);
+    wait_for("the scheduler", Duration::from_secs(60), || {
+        log_contains(&scheduler.log, "scheduler listening")
+    });
+    let url = format!("df://127.0.0.1:{scheduler_port}");
+    let stderr_path = workspace.path("run.log");
+    let mut run = common::cra_command(
+        workspace.root(),
+        &["run", "jobs/customer_value.yaml", "--cluster", &url],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&stderr_path).unwrap())
+    .spawn()
+    .unwrap();
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the run without executors still waited after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was cancelled on the scheduler"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Check that executors run"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!workspace.path("out/customer_value").exists());
+    assert!(!workspace.path("out/customer_models").exists());
+    assert!(log_contains(
+        &scheduler.log,
+        "cancelling a job that has had no task running"
+    ));
+}
+
 /// `--timeout` stops a cluster run as SIGTERM does: its job is cancelled, and
 /// nothing is published or left beside the outputs.
 #[test]
