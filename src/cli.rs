@@ -65,9 +65,12 @@ enum Command {
     Generate(GenerateArgs),
     /// Runs a Ballista scheduler with every cra SQL function, for
     /// `cra run --cluster`. Runs until stopped.
+    // Negative numbers then reach the flags' parsers, whose errors name the flag.
+    #[command(allow_negative_numbers = true)]
     Scheduler(SchedulerArgs),
     /// Runs a Ballista executor with every cra SQL function, which registers with
     /// the scheduler and runs its tasks. Runs until stopped.
+    #[command(allow_negative_numbers = true)]
     Executor(ExecutorArgs),
 }
 

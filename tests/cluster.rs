@@ -645,6 +645,14 @@ fn cluster_processes_reject_bad_values() {
             ["executor", "--concurrent-tasks", "100000"],
             "invalid value '100000' for '--concurrent-tasks",
         ),
+        (
+            ["scheduler", "--executor-timeout-seconds", "-5"],
+            "invalid value '-5' for '--executor-timeout-seconds",
+        ),
+        (
+            ["executor", "--job-data-ttl-seconds", "-1"],
+            "invalid value '-1' for '--job-data-ttl-seconds",
+        ),
     ] {
         let run = workspace.cra(&args);
         run.assert_code(2).assert_no_panic();
