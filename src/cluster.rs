@@ -316,6 +316,7 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<(), Error> {
         tokio::spawn(cancel_stalled_jobs(
             scheduler.clone(),
             settings.stalled_job_timeout,
+            Duration::from_secs(settings.executor_timeout_seconds),
         ));
     }
     tracing::info!(%address, "scheduler listening");
@@ -365,7 +366,12 @@ impl JobProgress {
 async fn cancel_stalled_jobs(
     scheduler: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
     timeout: Duration,
+    executor_timeout: Duration,
 ) {
+    // Ballista fails the running jobs itself `executor_timeout` after it lost
+    // its last executor, with a message that says so; that failure comes
+    // first.
+    let empty_cluster_timeout = timeout.max(executor_timeout + Duration::from_secs(10));
     let interval =
         (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     // Each stalled job's progress, and since when it has not changed.
@@ -410,7 +416,11 @@ async fn cancel_stalled_jobs(
                     continue;
                 }
             };
-            if since.elapsed() < timeout {
+            let limit = match known_executors.is_empty() {
+                true => empty_cluster_timeout,
+                false => timeout,
+            };
+            if since.elapsed() < limit {
                 continue;
             }
             tracing::error!(
@@ -771,20 +781,7 @@ impl ClusterFailure {
             .get()
             .map(|url| format!(" at {url}"))
             .unwrap_or_default();
-        let failure = if let Some(address) = unreachable_executor(&text) {
-            ClusterFailure {
-                message: format!(
-                    "cannot fetch results from the executor at {address}: {}",
-                    connection_cause(&text)
-                ),
-                hint: Some(
-                    "the executor may have stopped after its job ended; run the job \
-                     again once every executor runs"
-                        .to_string(),
-                ),
-                outside_sql: true,
-            }
-        } else if let Some((job, reason)) = text
+        let failure = if let Some((job, reason)) = text
             .strip_prefix("Job ")
             .and_then(|rest| rest.split_once(" failed: "))
         {
@@ -822,6 +819,19 @@ impl ClusterFailure {
                     }),
                     outside_sql: executors_lost,
                 }
+            }
+        } else if let Some(address) = unreachable_executor(&text) {
+            ClusterFailure {
+                message: format!(
+                    "cannot fetch results from the executor at {address}: {}",
+                    connection_cause(&text)
+                ),
+                hint: Some(
+                    "the executor may have stopped after its job ended; run the job \
+                     again once every executor runs"
+                        .to_string(),
+                ),
+                outside_sql: true,
             }
         } else if grpc_code(&text).as_deref() == Some("Unavailable") {
             let cause = grpc_message(&text).unwrap_or_else(|| connection_cause(&text));

@@ -180,9 +180,10 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// Starts a cluster of the test's own: a scheduler that counts an
-/// executor lost after 3 s and cancels a job stalled for 3 s, and `executors` executors of one task each, with
-/// their logs in the workspace's `logs` folder. Returns the scheduler's port.
+/// Starts a cluster of the test's own: a scheduler that counts an executor
+/// lost after 3 s and cancels a job stalled for 3 s, and `executors` executors
+/// of one task each, with their logs in the workspace's `logs` folder. Returns
+/// the scheduler's port.
 fn own_cluster(
     workspace: &Workspace,
     executors: usize,
@@ -321,6 +322,10 @@ fn executor_killed_mid_job_ends_the_run() {
     wait_for("15 tasks of the run", Duration::from_secs(120), || {
         executors.iter().map(tasks_of).sum::<usize>() >= 15
     });
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before an executor was killed"
+    );
     let victim = (0..executors.len())
         .max_by_key(|&index| tasks_of(&executors[index]))
         .unwrap();
@@ -351,6 +356,8 @@ fn executor_killed_mid_job_ends_the_run() {
             assert_same_rows(&sorted_cells(&workspace.path("out/customer_value")), &local)
         }
         Some(1) => {
+            // A stalled job is cancelled, and a failed one keeps its id.
+            assert!(stderr.contains("cluster job "), "{stderr}");
             assert!(
                 !workspace.path("out/customer_value").exists(),
                 "a failed run published customer_value: {stderr}"
