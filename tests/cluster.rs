@@ -674,8 +674,13 @@ fn cluster_processes_reject_bad_values() {
 fn run_without_executors_is_cancelled() {
     let workspace = Workspace::with_main_job();
     let (scheduler, _, scheduler_port) = own_cluster(&workspace, 0);
-    wait_for("the scheduler", Duration::from_secs(60), || {
-        log_contains(&scheduler.log, "scheduler listening")
+    // The scheduler logs that it listens just before it binds its port.
+    wait_for("the scheduler's port", Duration::from_secs(60), || {
+        std::net::TcpStream::connect((
+            "127.0.0.1",
+            scheduler_port.parse::<u16>().unwrap(),
+        ))
+        .is_ok()
     });
     let url = format!("df://127.0.0.1:{scheduler_port}");
     let stderr_path = workspace.path("run.log");
