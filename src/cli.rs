@@ -804,41 +804,34 @@ async fn run(args: RunArgs, progress: Progress) -> Result<(), Error> {
                 }
             };
             tokio::pin!(job, time_limit);
-            let mut signalled = None;
+            // Set once a signal or the time limit came during the commit, which
+            // then runs to its end.
+            let mut stop_deferred = false;
             loop {
-                tokio::select! {
+                let cause = tokio::select! {
                     result = &mut job => break result,
-                    signal = interrupted(), if signalled.is_none() => {
-                        // A commit that stopped halfway would leave the
-                        // destinations for the next run to repair, so it runs
-                        // to its end first, and a committed run to its end.
-                        if crate::publish::commit_started() {
-                            tracing::warn!(signal, "interrupted during the commit; finishing the commit first");
-                            signalled = Some(signal);
-                            continue;
-                        }
-                        let cause = format!("interrupted by {signal}");
-                        if let Some(url) = &args.cluster {
-                            break stop_cluster_run(url, &cause, job.as_mut()).await;
-                        }
-                        break Err(Error::run(format!("run {cause}; nothing was published")));
+                    signal = interrupted(), if !stop_deferred => {
+                        format!("interrupted by {signal}")
                     }
-                    _ = &mut time_limit, if signalled.is_none() => {
-                        let cause = format!(
-                            "timed out after {} s (--timeout)",
-                            args.timeout.unwrap_or_default()
-                        );
-                        if crate::publish::commit_started() {
-                            tracing::warn!("{cause} during the commit; finishing the commit first");
-                            signalled = Some("--timeout");
-                            continue;
-                        }
-                        if let Some(url) = &args.cluster {
-                            break stop_cluster_run(url, &cause, job.as_mut()).await;
-                        }
-                        break Err(Error::run(format!("run {cause}; nothing was published")));
-                    }
+                    _ = &mut time_limit, if !stop_deferred => format!(
+                        "timed out after {} s (--timeout)",
+                        args.timeout.unwrap_or_default()
+                    ),
+                };
+                // A commit that stopped halfway would leave the destinations
+                // for the next run to repair, so it runs to its end first, and
+                // a committed run to its end.
+                if crate::publish::commit_started() {
+                    tracing::warn!(
+                        "run {cause} during the commit; finishing the commit first"
+                    );
+                    stop_deferred = true;
+                    continue;
                 }
+                if let Some(url) = &args.cluster {
+                    break stop_cluster_run(url, &cause, job.as_mut()).await;
+                }
+                break Err(Error::run(format!("run {cause}; nothing was published")));
             }
         }
         Err(error) => Err(error),

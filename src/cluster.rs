@@ -369,8 +369,8 @@ async fn cancel_stalled_jobs(
     executor_timeout: Duration,
 ) {
     // Ballista fails the running jobs itself `executor_timeout` after it lost
-    // its last executor, with a message that says so; that failure comes
-    // first.
+    // its last executor, with an error that names the cause, so that failure
+    // comes first.
     let empty_cluster_timeout = timeout.max(executor_timeout + Duration::from_secs(10));
     let interval =
         (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -904,7 +904,7 @@ fn job_failure_reason(reason: &str) -> String {
     if !reason.starts_with("DataFusionError(") {
         return reason.to_string();
     }
-    // The innermost `Name("text")` of the debug form holds the message.
+    // The innermost `Name("text")` of the debug form contains the message.
     let Some(open) = reason.rfind("(\"") else {
         return reason.to_string();
     };
@@ -1082,7 +1082,7 @@ fn grpc_endpoint(url: &str) -> String {
     }
 }
 
-/// Why no scheduler answered.
+/// Reason that no scheduler responded.
 enum Unanswered {
     /// Nothing answered, for this reason.
     Unreachable(String),
@@ -1125,8 +1125,8 @@ async fn ask_scheduler(url: &str, limit: Duration) -> Result<(), Unanswered> {
     let silent = || {
         Unanswered::Unreachable(format!("no answer within {:.1} s", limit.as_secs_f64()))
     };
-    // A plain connection first: its error names the cause, where gRPC's says
-    // only "transport error".
+    // A plain connection first: its error names the cause, where gRPC's error
+    // reads only "transport error".
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
     match tokio::time::timeout(limit, connect).await {
         Ok(Ok(_)) => {}
@@ -1299,6 +1299,16 @@ mod tests {
              connection refused"
         );
         assert!(outside_sql);
+        // A job that failed on such a fetch keeps its id.
+        let (message, _) = wrap(
+            "Job 038L failed: Job failed due to stage 3 failed: Error connecting \
+             to Ballista scheduler or executor at http://127.0.0.1:47351: \
+             ConnectError",
+        );
+        assert!(
+            message.starts_with("cluster job 038L failed: "),
+            "{message}"
+        );
         // An error of the query itself keeps its own words.
         let error = ClusterFailure::wrap(datafusion::error::DataFusionError::Execution(
             "model struct lacks field 'r'".to_string(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::garage::{Garage, var};
@@ -180,6 +180,21 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Waits up to `timeout` for `child` to exit and returns its status, or kills
+/// it and returns `None`.
+fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// Starts a cluster of the test's own: a scheduler that counts an executor
 /// lost after 3 s and cancels a job stalled for 3 s, and `executors` executors
 /// of one task each, with their logs in the workspace's `logs` folder. Returns
@@ -335,20 +350,12 @@ fn executor_killed_mid_job_ends_the_run() {
 
     // Ballista 55 may leave a job waiting for ever; the scheduler's
     // stalled-job check must end it well before this.
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if killed.elapsed() > Duration::from_secs(180) {
-            let _ = run.kill();
-            let _ = run.wait();
-            panic!(
-                "the run did not end within 180 s of the kill: {}",
-                std::fs::read_to_string(&stderr_path).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_for_exit(&mut run, Duration::from_secs(180)).unwrap_or_else(|| {
+        panic!(
+            "the run did not end within 180 s of the kill: {}",
+            std::fs::read_to_string(&stderr_path).unwrap()
+        )
+    });
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     match status.code() {
@@ -580,14 +587,8 @@ fn stopped_scheduler_fails_the_run() {
     // Ballista's executor stops on its own once the scheduler is gone; cra
     // makes that exit 1, so that a supervisor restarts it.
     let mut executor = executors.into_iter().next().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = executor.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the executor still runs");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_for_exit(&mut executor.child, Duration::from_secs(60))
+        .expect("the executor still runs");
     assert_eq!(status.code(), Some(1));
     assert!(log_contains(&executor.log, "lost the scheduler"));
 }
@@ -693,18 +694,8 @@ fn run_without_executors_is_cancelled() {
     .spawn()
     .unwrap();
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = run.kill();
-            let _ = run.wait();
-            panic!("the run without executors still waited after 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_for_exit(&mut run, Duration::from_secs(120))
+        .expect("the run without executors still waited after 120 s");
 
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");

@@ -160,7 +160,7 @@ pub fn source_error(
         Some((line, column)) => source.origin.position(line, column),
         None => source.origin.file().to_string(),
     };
-    let message = if described.not_sql {
+    let message = if described.outside_sql {
         format!("{}: {}: {}", job.file, source.context, described.message)
     } else {
         format!(
@@ -206,7 +206,7 @@ pub struct Described {
     pub token: Option<String>,
     /// True when the SQL text is not to blame, such as when the scheduler of a
     /// cluster failed.
-    pub not_sql: bool,
+    pub outside_sql: bool,
 }
 
 /// Reduces a DataFusion error to a message, a position and a hint.
@@ -217,7 +217,7 @@ pub fn describe(error: &DataFusionError) -> Described {
     {
         described.message = failure.message.clone();
         described.hint = failure.hint.clone();
-        described.not_sql = failure.outside_sql;
+        described.outside_sql = failure.outside_sql;
         return described;
     }
     if let DataFusionError::ResourcesExhausted(message) = error.find_root() {
